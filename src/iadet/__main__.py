@@ -1,0 +1,5 @@
+import sys
+
+from iadet.cli import main
+
+sys.exit(main())
