@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from iadet.errors import ConfigError, DataError
+from iadet.errors import ConfigError, DataError, IadetError
 from iadet.robustness import corruptions as C
 from iadet.robustness.corruptions import (
     ALL,
@@ -91,6 +91,21 @@ def test_global_numpy_rng_is_left_as_it_was() -> None:
     corrupt(IMAGE, "gaussian_noise", 2, seed=5)
     corrupt(IMAGE, "impulse_noise", 2, seed=5)
     np.testing.assert_array_equal(np.random.random(3), expected)
+
+
+def test_threads_get_the_same_results_as_a_serial_run() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [
+        (name, seed)
+        for name in ("gaussian_noise", "impulse_noise", "frost", "motion_blur")
+        for seed in range(4)
+    ]
+    serial = [corrupt(IMAGE, name, 3, seed=seed) for name, seed in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda job: corrupt(IMAGE, job[0], 3, seed=job[1]), jobs))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("shape", [(10, 7, 3), (1, 1, 3), (31, 200, 3), (37, 53, 3), (128, 96, 3)])
@@ -243,6 +258,13 @@ def test_bad_arguments_raise_config_error(kwargs: dict, message: str) -> None:
 def test_bad_images_raise_data_error(image: object) -> None:
     with pytest.raises(DataError, match="image to corrupt"):
         corrupt(image, "fog", 1, seed=0)  # type: ignore[arg-type]
+
+
+def test_missing_package_is_reported_with_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(C, "_BACKEND", None)
+    monkeypatch.setitem(sys.modules, "imagecorruptions", None)  # makes the import fail
+    with pytest.raises(IadetError, match="pip install --no-deps imagecorruptions==1.1.2"):
+        corrupt(IMAGE, "fog", 1, seed=0)
 
 
 # --------------------------------------------------------------------------- names and groups
