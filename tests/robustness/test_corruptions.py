@@ -210,8 +210,11 @@ def test_random_noise_wrapper_seeds_from_global_rng_unless_given() -> None:
     wrapped("img", mode="s&p", amount=0.1)
     wrapped("img", "s&p", 99)
     wrapped("img", mode="s&p", rng=5)
+    np.random.seed(1)
+    wrapped("img", "s&p", None, amount=0.1)
     assert seen[0] == seen[1] and isinstance(seen[0][1]["rng"], int)
     assert seen[2] == (("s&p", 99), {}) and seen[3][1]["rng"] == 5
+    assert seen[4] == (("s&p", seen[0][1]["rng"]), {"amount": 0.1})
 
 
 def test_normalise_output_clips_fills_channels_and_fixes_size() -> None:

@@ -240,8 +240,11 @@ def _gaussian_accepting_multichannel(gaussian: Callable[..., Any]) -> Callable[.
 def _random_noise_from_global_rng(random_noise: Callable[..., Any], param: str) -> Callable[..., Any]:
     def random_noise_seeded(image: Any, *args: Any, **kwargs: Any) -> Any:
         """``skimage.util.random_noise`` drawing its generator's seed from the global NumPy RNG."""
-        if len(args) < 2 and kwargs.get(param) is None:  # rng/seed is the third positional
-            kwargs[param] = int(np.random.randint(0, 2**31 - 1))
+        drawn = int(np.random.randint(0, 2**31 - 1))
+        if len(args) >= 2:  # rng/seed is the third positional
+            args = (args[0], drawn if args[1] is None else args[1], *args[2:])
+        elif kwargs.get(param) is None:
+            kwargs[param] = drawn
         return random_noise(image, *args, **kwargs)
 
     random_noise_seeded._iadet_global_rng = True  # type: ignore[attr-defined]
