@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# imagecorruptions (the corruption benchmark) wants opencv-python, which would overwrite the
+	@# cv2 of opencv-contrib-python-headless; it only uses core OpenCV, so install it without deps.
+	$(BIN)/python -m pip install -q --no-deps "imagecorruptions==1.1.2"
 	@touch $(STAMP)
 
 install: $(STAMP)

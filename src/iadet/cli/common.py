@@ -1,0 +1,76 @@
+"""Arguments and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from iadet.errors import ConfigError
+
+
+def add_config_args(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        required=config_required,
+        default=None,
+        help="a built-in config name (quick, default) or a YAML file",
+    )
+    parser.add_argument(
+        "--data", default=None, help="dataset directory (sets data.root); default: built-in data"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.lr=0.01 (repeatable)",
+    )
+
+
+def overrides_with_data(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    if getattr(args, "data", None):
+        overrides.append(f"data.root={args.data}")
+    return overrides
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def choose_device(name: str | None):
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but CUDA is not available")
+    return device

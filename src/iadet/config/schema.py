@@ -1,0 +1,115 @@
+"""The config schema: every key, its type and its default.
+
+A config has five sections, ``model``, ``data``, ``train``, ``method`` and ``eval``. The first
+four fixed sections are dataclasses below; ``method`` is a free mapping validated against the
+parameters of the chosen method (``method.name``), see :mod:`iadet.modeling.methods`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    detector: str = "faster_rcnn"
+    """``faster_rcnn``, ``fast_rcnn`` (external proposals) or ``mask_rcnn``."""
+    backbone: str = "resnet50_fpn"
+    """See :data:`iadet.modeling.backbones.BACKBONES`."""
+    weights: str | None = None
+    """Whole-detector weights: a torchvision weights name (``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``) or a
+    local ``.pth`` path. A box predictor of another class count is re-initialised (fine-tuning)."""
+    backbone_weights: str | None = None
+    """Backbone (ImageNet) weights: a torchvision weights name (``ResNet50_Weights.IMAGENET1K_V1``) or a path."""
+    trainable_backbone_layers: int | None = None
+    """ResNet stages left trainable (0-5); ``None`` = the backbone's default (3 with pretrained weights)."""
+    min_size: int = 800
+    max_size: int = 1333
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    """Sampled RoIs per image for the box head (the papers: 128 per image, 256 per batch of 2)."""
+    box_positive_fraction: float = 0.25
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    box_detections_per_img: int = 100
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None
+    """Dataset directory. VOC layout (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``), a VOCdevkit
+    holding ``VOC2007/``..., or COCO (``annotations/instances_<split>.json`` + ``<split>/``). ``None``: the
+    built-in data (``data.preset``), generated once and cached."""
+    format: str = "auto"
+    """``auto``, ``voc`` or ``coco``."""
+    preset: str = "quick"
+    """Built-in data preset when ``root`` is not given: ``quick`` or ``full``."""
+    synth_seed: int = 0
+    """Seed of the built-in data generator (not of training)."""
+    train_split: str = "trainval"
+    """Split(s) to train on; ``+`` concatenates, ``DIR/split`` picks a sub-dataset
+    (``VOC2007/trainval+VOC2012/trainval``)."""
+    test_split: str = "test"
+    classes: list[str] | None = None
+    """Class names (background excluded). ``None``: read from the dataset (``classes.txt``, the COCO
+    categories, or the 20 VOC classes)."""
+    use_difficult: bool = False
+    """Train on ``difficult`` objects too (py-faster-rcnn leaves them out; evaluation always keeps them)."""
+    flip: bool = True
+    """Random horizontal flip (probability 0.5), as both papers."""
+    aspect_ratio_grouping: bool = True
+    num_workers: int = 2
+    proposals: str | None = None
+    """Precomputed proposals for ``model.detector=fast_rcnn`` (pickle or ``.npz``)."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 8
+    max_iters: int | None = None
+    """Length in iterations; overrides ``epochs`` when set."""
+    batch_size: int = 2
+    """Images per iteration over all processes (divided among DDP ranks)."""
+    lr: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 0.0001
+    lr_steps: list[float] = field(default_factory=lambda: [6.0])
+    """Where the learning rate is multiplied by ``gamma``, in the unit of the schedule: epochs when
+    ``epochs`` sets the length, iterations when ``max_iters`` does."""
+    gamma: float = 0.1
+    warmup_iters: int = 100
+    warmup_factor: float = 0.001
+    clip_grad_norm: float | None = None
+    amp: bool = True
+    """Mixed precision (only on CUDA)."""
+    seed: int = 0
+    deterministic: bool = False
+    """Deterministic algorithms and one thread order: bit-identical reruns and resumes on CPU."""
+    log_every: int = 20
+    checkpoint_every: int = 500
+    eval_every: int = 0
+    """Evaluate on ``data.test_split`` every N iterations (0: only at the end, when ``eval_at_end``)."""
+    eval_at_end: bool = True
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+
+@dataclass
+class EvalConfig:
+    metric: str = "voc07"
+    """``voc07`` (11-point), ``voc`` (area, VOC2010+) or ``coco``."""
+    iou: float = 0.5
+    batch_size: int = 4
+    max_images: int | None = None
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}

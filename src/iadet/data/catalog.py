@@ -1,0 +1,130 @@
+"""From ``data.*`` to records: built-in data, format detection, concatenated splits.
+
+* ``data.root`` unset: the built-in data (``data.preset``) generated once into the cache
+  (``$IADET_CACHE`` or ``~/.cache/iadet``) and reused.
+* A VOC-layout directory, a VOCdevkit (splits named ``VOC2007/trainval``), or a COCO root.
+* ``+`` joins splits: ``VOC2007/trainval+VOC2012/trainval`` (VOC07+12).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from iadet.config.schema import DataConfig
+from iadet.data.coco import is_coco_root, open_coco
+from iadet.data.records import DatasetSplit
+from iadet.data.voc import is_voc_root, open_voc
+from iadet.errors import DataError
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("IADET_CACHE") or Path.home() / ".cache" / "iadet")
+
+
+def builtin_root(preset: str, seed: int = 0) -> Path:
+    """The built-in dataset of ``preset``; generated on first use (a file lock guards concurrent runs)."""
+    from iadet.data import synth
+
+    if preset not in synth.PRESETS:
+        raise DataError(f"unknown built-in data preset '{preset}' (valid: {', '.join(synth.PRESETS)})")
+    version = getattr(synth, "GENERATOR_VERSION", 1)
+    root = cache_dir() / "synth" / f"{preset}-seed{seed}-v{version}"
+    if (root / "synth.json").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = root.parent / f".{root.name}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            if (root / "synth.json").is_file():
+                return root
+            if time.time() - lock.stat().st_mtime > 3600:  # a generator that died long ago
+                lock.unlink(missing_ok=True)
+            time.sleep(0.5)
+    try:
+        if not (root / "synth.json").is_file():
+            synth.generate_dataset(root, preset=preset, seed=seed)
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+    return root
+
+
+def data_root(cfg: DataConfig) -> Path:
+    if cfg.root is None:
+        return builtin_root(cfg.preset, cfg.synth_seed)
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found")
+    return root
+
+
+def detect_format(root: Path, fmt: str = "auto") -> str:
+    if fmt in ("voc", "coco"):
+        return fmt
+    if fmt != "auto":
+        raise DataError(f"unknown data.format '{fmt}' (valid: auto, voc, coco)")
+    if is_coco_root(root):
+        return "coco"
+    if is_voc_root(root) or any(is_voc_root(p) for p in root.iterdir() if p.is_dir()):
+        return "voc"
+    raise DataError(
+        f"{root}: neither a VOC-layout dataset (Annotations/, ImageSets/Main/), a VOCdevkit, "
+        "nor COCO (annotations/instances_<split>.json)"
+    )
+
+
+def open_split(
+    root: Path,
+    split: str,
+    *,
+    fmt: str = "auto",
+    classes: Sequence[str] | None = None,
+    problems: list[str] | None = None,
+) -> DatasetSplit:
+    """Open ``split`` (``a+b`` concatenates, ``DIR/name`` picks a sub-dataset of a devkit)."""
+    fmt = detect_format(root, fmt)
+    parts = [s.strip() for s in split.split("+") if s.strip()]
+    if not parts:
+        raise DataError(f"empty split name '{split}'")
+    opened: list[DatasetSplit] = []
+    for part in parts:
+        sub_root, name = root, part
+        if "/" in part:
+            sub, name = part.rsplit("/", 1)
+            sub_root = root / sub
+            if ".." in Path(sub).parts or Path(sub).is_absolute():
+                raise DataError(f"split '{part}' escapes the data directory (refused)")
+        elif fmt == "voc" and not is_voc_root(root):
+            subs = sorted(p.name for p in root.iterdir() if p.is_dir() and is_voc_root(p))
+            raise DataError(
+                f"{root} is a VOCdevkit: name the sub-dataset, e.g. {subs[0] if subs else 'VOC2007'}/{part}"
+            )
+        opener = open_coco if fmt == "coco" else open_voc
+        ds = opener(sub_root, name, classes, problems=problems)
+        classes = classes or ds.classes
+        opened.append(ds)
+    if len(opened) == 1:
+        return opened[0]
+    records, seen = [], set()
+    for ds in opened:
+        if ds.classes != opened[0].classes:
+            raise DataError(f"splits {parts[0]} and {ds.name} have different classes")
+        for r in ds.records:
+            if r.image_id in seen:
+                raise DataError(f"image id {r.image_id} appears in more than one of the splits {split}")
+            seen.add(r.image_id)
+            records.append(r)
+    return DatasetSplit(
+        name=split, root=root, classes=opened[0].classes, records=records, format=fmt, extra=opened[0].extra
+    )
+
+
+def open_from_config(cfg: DataConfig, split: str, *, problems: list[str] | None = None) -> DatasetSplit:
+    root = data_root(cfg)
+    return open_split(root, split, fmt=cfg.format, classes=cfg.classes, problems=problems)

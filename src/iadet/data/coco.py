@@ -1,0 +1,177 @@
+"""COCO instances JSON: ``annotations/instances_<split>.json`` with images under ``<split>/``.
+
+Classes are the JSON's categories in id order (label ``i + 1`` for the i-th); crowd boxes
+(``iscrowd=1``) are kept as ``difficult`` so training leaves them out and evaluation ignores
+them, as COCO does. Missing keys, unknown category ids and boxes of non-positive size are
+errors naming the file and the annotation id; image file names that would escape the image
+directory are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iadet.data.records import DatasetSplit, ImageRecord
+from iadet.errors import DataError
+
+
+def is_coco_root(root: Path) -> bool:
+    return (root / "annotations").is_dir() and any((root / "annotations").glob("instances_*.json"))
+
+
+def coco_paths(root: Path, split: str) -> tuple[Path, Path]:
+    """``(annotation json, image directory)`` for ``split`` (e.g. ``train2017``)."""
+    ann = root / "annotations" / f"instances_{split}.json"
+    if not ann.is_file():
+        available = sorted(
+            p.stem.removeprefix("instances_") for p in (root / "annotations").glob("instances_*.json")
+        )
+        raise DataError(
+            f"{ann}: annotation file not found (available splits: {', '.join(available) or 'none'})"
+        )
+    return ann, root / split
+
+
+def load_coco_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise DataError(f"{path}: missing key '{key}'")
+        if not isinstance(data[key], list):
+            raise DataError(f"{path}: '{key}' must be a list")
+    return data
+
+
+def _require(entry: dict, keys: Sequence[str], path: Path, what: str) -> None:
+    for key in keys:
+        if key not in entry:
+            raise DataError(f"{path}: {what} is missing key '{key}'")
+
+
+def _safe_file_name(name: str, path: Path, what: str) -> str:
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts or "\x00" in name:
+        raise DataError(f"{path}: {what} file_name {name!r} escapes the image directory (refused)")
+    return name
+
+
+def open_coco(
+    root: str | Path, split: str, classes: Sequence[str] | None = None, *, problems: list[str] | None = None
+) -> DatasetSplit:
+    """Open one split of a COCO-layout dataset as :class:`ImageRecord` objects."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found")
+    ann_path, image_dir = coco_paths(root, split)
+    data = load_coco_json(ann_path)
+
+    categories = []
+    for k, cat in enumerate(data["categories"]):
+        _require(cat, ("id", "name"), ann_path, f"category {k}")
+        categories.append(cat)
+    categories.sort(key=lambda c: c["id"])
+    names = tuple(str(c["name"]) for c in categories)
+    if classes and tuple(classes) != names:
+        missing = [c for c in classes if c not in names]
+        if missing:
+            raise DataError(f"{ann_path}: class(es) not among the categories: {', '.join(missing)}")
+    classes = tuple(classes) if classes else names
+    label_of = {c["id"]: classes.index(c["name"]) + 1 for c in categories if c["name"] in classes}
+    category_ids = {classes.index(c["name"]) + 1: c["id"] for c in categories if c["name"] in classes}
+
+    images = {}
+    for k, img in enumerate(data["images"]):
+        what = f"image {img.get('id', k)}"
+        _require(img, ("id", "file_name", "width", "height"), ann_path, what)
+        images[img["id"]] = img
+
+    per_image: dict[Any, list[dict]] = defaultdict(list)
+    for k, ann in enumerate(data["annotations"]):
+        what = f"annotation {ann.get('id', k)}"
+        try:
+            _require(ann, ("image_id", "category_id", "bbox"), ann_path, what)
+            if ann["image_id"] not in images:
+                raise DataError(
+                    f"{ann_path}: {what} refers to image id {ann['image_id']} that does not exist"
+                )
+            if ann["category_id"] not in {c["id"] for c in categories}:
+                raise DataError(
+                    f"{ann_path}: {what} has category id {ann['category_id']} that does not exist"
+                )
+            bbox = ann["bbox"]
+            if not (
+                isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
+            ):
+                raise DataError(f"{ann_path}: {what} bbox must be [x, y, width, height], got {bbox!r}")
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
+        per_image[ann["image_id"]].append(ann)
+
+    records = []
+    for image_id, img in images.items():
+        what = f"image {image_id}"
+        try:
+            file_name = _safe_file_name(str(img["file_name"]), ann_path, what)
+            path = image_dir / file_name
+            if not path.is_file():
+                raise DataError(f"{path}: image listed in {ann_path.name} has no file")
+            width, height = int(img["width"]), int(img["height"])
+            boxes, labels, crowd = [], [], []
+            for ann in per_image.get(image_id, []):
+                if ann["category_id"] not in label_of:
+                    continue
+                x, y, w, h = (float(v) for v in ann["bbox"])
+                if w <= 0 or h <= 0:
+                    continue  # COCO holds a few degenerate boxes; torchvision's reference drops them too
+                x1, y1 = max(x, 0.0), max(y, 0.0)
+                x2, y2 = min(x + w, float(width)), min(y + h, float(height))
+                if x2 <= x1 or y2 <= y1:
+                    raise DataError(
+                        f"{ann_path}: annotation {ann.get('id')} lies outside its {width}x{height} image"
+                    )
+                boxes.append((x1, y1, x2, y2))
+                labels.append(label_of[ann["category_id"]])
+                crowd.append(bool(ann.get("iscrowd", 0)))
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
+        records.append(
+            ImageRecord(
+                image_id=str(image_id),
+                path=path,
+                width=width,
+                height=height,
+                boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+                labels=np.asarray(labels, np.int64),
+                difficult=np.asarray(crowd, bool),
+                extra={"coco_id": image_id, "annotations": per_image.get(image_id, [])},
+            )
+        )
+    if not records and problems is None:
+        raise DataError(f"{ann_path}: no images")
+    return DatasetSplit(
+        name=split,
+        root=root,
+        classes=classes,
+        records=records,
+        format="coco",
+        extra={"annotation_file": str(ann_path), "category_ids": category_ids},
+    )

@@ -1,0 +1,113 @@
+"""Running a detector over a split, and scoring the result.
+
+Predictions are ``{image_id: {"boxes": (N, 4) float32, "labels": (N,) int64, "scores": (N,)
+float32}}`` in 0-based pixel coordinates of the original image (torchvision's eval output,
+which undoes the resize). Under DDP every rank predicts its share and rank 0 gathers all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from iadet.data.dataset import DetectionDataset, collate
+from iadet.data.records import DatasetSplit, ImageRecord
+from iadet.engine import distributed as dist
+
+Predictions = dict[str, dict[str, np.ndarray]]
+ImageTransform = Callable[[torch.Tensor, ImageRecord], torch.Tensor]
+
+
+class _TransformedDataset(torch.utils.data.Dataset):
+    """Applies ``transform(image_uint8_hwc, record, index) -> image`` before tensor conversion."""
+
+    def __init__(self, base: DetectionDataset, transform) -> None:
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        from iadet.data.images import load_image
+
+        record = self.base.records[index]
+        image = np.asarray(load_image(record.path))
+        image = self.transform(image, record, index)
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        return tensor, {"image_id": torch.tensor(index)}
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    max_images: int | None = None,
+    progress: bool = False,
+    image_transform=None,
+    desc: str = "predict",
+) -> Predictions:
+    """Detections for every image of ``split`` (rank 0 gets all of them; other ranks ``{}``)."""
+    records = split.records[:max_images] if max_images else split.records
+    dataset: Any = DetectionDataset(records, train=False)
+    if image_transform is not None:
+        dataset = _TransformedDataset(dataset, image_transform)
+    indices = list(range(len(records)))[dist.rank() :: dist.world_size()]
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=collate,
+        generator=torch.Generator(),
+    )
+    was_training = model.training
+    model.eval()
+    local: Predictions = {}
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
+    for images, targets in bar:
+        outputs = model([im.to(device, non_blocking=True) for im in images])
+        for target, out in zip(targets, outputs):
+            record = records[int(target["image_id"])]
+            local[record.image_id] = {
+                "boxes": out["boxes"].float().cpu().numpy(),
+                "labels": out["labels"].cpu().numpy().astype(np.int64),
+                "scores": out["scores"].float().cpu().numpy(),
+            }
+    model.train(was_training)
+    gathered = dist.all_gather_object(local)
+    if not dist.is_main():
+        return {}
+    merged: Predictions = {}
+    for part in gathered:
+        merged.update(part)
+    return merged
+
+
+def score(
+    predictions: Predictions, split: DatasetSplit, metric: str = "voc07", iou: float = 0.5
+) -> dict[str, Any]:
+    """``{"metric", "mAP", "ap": {class: AP}, ...}`` for ``predictions`` on ``split`` (APs in 0-1)."""
+    records = [r for r in split.records if r.image_id in predictions]
+    if metric in ("voc07", "voc"):
+        from iadet.evaluation.voc import evaluate_voc
+
+        gt = {r.image_id: {"boxes": r.boxes, "labels": r.labels, "difficult": r.difficult} for r in records}
+        result = evaluate_voc(gt, predictions, split.classes, metric=metric, iou=iou)
+        out = result.to_json()
+        return {"metric": metric, "mAP": float(out["mAP"]), "ap": {k: float(v) for k, v in out["ap"].items()}}
+    if metric == "coco":
+        from iadet.evaluation.coco import evaluate_split_coco
+
+        return {"metric": "coco", **evaluate_split_coco(split, records, predictions)}
+    raise ValueError(f"unknown metric {metric}")
