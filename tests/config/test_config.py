@@ -17,7 +17,9 @@ def test_defaults_and_builtin_quick():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("quick", ["train.lr=0.01", "train.max_iters=5", "train.lr_steps=[3, 4]", "data.flip=false"])
+    cfg = load_config(
+        "quick", ["train.lr=0.01", "train.max_iters=5", "train.lr_steps=[3, 4]", "data.flip=false"]
+    )
     assert cfg.train.lr == 0.01 and isinstance(cfg.train.lr, float)
     assert cfg.train.max_iters == 5
     assert cfg.train.lr_steps == [3.0, 4.0]

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, write_voc_xml
 
+from conftest import CLASSES, write_voc_xml
 from iadet.data.catalog import open_split
 from iadet.data.voc import open_voc
 from iadet.errors import DataError
@@ -38,7 +38,10 @@ def _break(voc_root: Path, objects, name="000001"):
 @pytest.mark.parametrize(
     "objects, message",
     [
-        ([{"name": "sqaure", "box": (1, 1, 5, 5)}], r"000001.xml: object 1 has unknown class 'sqaure' \(did you mean 'square'\?\)"),
+        (
+            [{"name": "sqaure", "box": (1, 1, 5, 5)}],
+            r"000001.xml: object 1 has unknown class 'sqaure' \(did you mean 'square'\?\)",
+        ),
         ([{"name": "bar", "box": (20, 1, 5, 5)}], r"000001.xml: object 1 \('bar'\) has xmin > xmax"),
         ([{"name": "bar", "box": (1, 30, 5, 5)}], r"xmin > xmax or ymin > ymax"),
         ([{"name": "bar", "box": (200, 1, 300, 5)}], r"lies entirely outside the 96x72 image"),
