@@ -56,7 +56,8 @@ def format_table(evals: Sequence[dict[str, Any]], *, short_names: bool = True) -
 
     Args:
         evals: ``eval.json`` dicts (``mAP`` and ``ap`` in 0-1; ``method``, ``train_set``,
-            ``backbone``, ``metric`` and ``split`` optional). All must share one metric.
+            ``backbone``, ``metric`` and ``split`` optional). Those that name a metric must
+            name the same one.
         short_names: head the VOC classes' columns with the papers' abbreviations (aero, bike, ...).
 
     Returns:
@@ -69,10 +70,9 @@ def format_table(evals: Sequence[dict[str, Any]], *, short_names: bool = True) -
     for k, data in enumerate(evals, start=1):
         problem = _check_eval(data)
         if problem:
-            raise DataError(
-                f"result {k} ({data.get('method', 'no method') if isinstance(data, dict) else data!r}): {problem}"
-            )
-    metrics = {str(data.get("metric", "")) for data in evals}
+            method = data.get("method", "no method") if isinstance(data, dict) else type(data).__name__
+            raise DataError(f"result {k} ({method}): {problem}")
+    metrics = {str(data["metric"]) for data in evals if data.get("metric")}
     if len(metrics) > 1:
         raise DataError(
             f"results use different metrics ({', '.join(sorted(metrics))}); tabulate them separately"
@@ -99,7 +99,7 @@ def format_table(evals: Sequence[dict[str, Any]], *, short_names: bool = True) -
     for data, values in zip(evals, rows):
         text = [_cell(data.get(key)) for key in ("method", "train_set", "backbone")]
         lines.append(_row(text + values))
-    metric = metrics.pop() or "unknown"
+    metric = metrics.pop() if metrics else "unknown"
     splits = sorted({str(data.get("split")) for data in evals if data.get("split")})
     caption = f"AP (%) per class, {metric} metric" + (f", {'/'.join(splits)} split" if splits else "")
     return "\n".join(lines) + f"\n\n{caption}; best of each column in bold.\n"
