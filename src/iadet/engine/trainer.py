@@ -373,7 +373,7 @@ def _train(
                 adv_loss is None or bool(torch.isfinite(adv_loss).item())
             )
             if dist.any_true(not finite, device):
-                terms = ", ".join(f"{k}={float(v):.4g}" for k, v in {**loss_dict, **adv_losses}.items())
+                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in {**loss_dict, **adv_losses}.items())
                 kept = (
                     f"the last good checkpoint {ckpt_path} is kept"
                     if ckpt_path.exists()

@@ -30,7 +30,7 @@ def draw_detections(
     width: int | None = None,
 ) -> Image.Image:
     """``image`` with each box drawn in its class colour and captioned ``name score``."""
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
+    array = np.array(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
     tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()
     if len(boxes) == 0:
         return Image.fromarray(array)
