@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLASSES, write_voc_xml
 from iadet.data.catalog import open_split
 from iadet.data.voc import open_voc
 from iadet.errors import DataError
+
+from conftest import CLASSES, write_voc_xml
 
 
 def test_boxes_are_zero_based_and_difficult_kept(voc_root: Path):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_jsonl, tiny_overrides
 
 from iadet.cli import main
 from iadet.config import load_config
@@ -21,6 +20,8 @@ from iadet.engine.checkpoint import check_plain, load_file
 from iadet.engine.trainer import train
 from iadet.errors import TrainingError
 from iadet.modeling.methods.base import RoIMethod, register_method
+
+from conftest import read_jsonl, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
