@@ -373,7 +373,9 @@ def _train(
                 adv_loss is None or bool(torch.isfinite(adv_loss).item())
             )
             if dist.any_true(not finite, device):
-                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in {**loss_dict, **adv_losses}.items())
+                terms = ", ".join(
+                    f"{k}={float(v.detach()):.4g}" for k, v in {**loss_dict, **adv_losses}.items()
+                )
                 kept = (
                     f"the last good checkpoint {ckpt_path} is kept"
                     if ckpt_path.exists()
@@ -413,13 +415,17 @@ def _train(
             if iteration % max(tcfg.log_every, 1) == 0 or iteration == max_iters:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
+                terms = {"loss": loss, **loss_dict, **adv_losses}
+                names = list(terms)
+                # under DDP, log the mean over ranks (the loss of the whole global batch)
+                values = dist.all_reduce_mean(
+                    torch.stack([terms[k].detach().float() for k in names])
+                ).tolist()
                 row = {
                     "type": "train",
                     "iter": iteration,
                     "epoch": epoch,
-                    "loss": float(loss.detach()),
-                    **{k: float(v.detach()) for k, v in loss_dict.items()},
-                    **{k: float(v.detach()) for k, v in adv_losses.items()},
+                    **dict(zip(names, values)),
                     "lr": lr_used,
                     "time": step_time,
                     "data_time": data_time,
