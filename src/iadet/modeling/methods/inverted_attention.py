@@ -17,6 +17,7 @@ which differs: spatial only, 18 of 49 cells, RoIs chosen by their confidence dro
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,6 +234,11 @@ class IAParams:
     """``ramp=warmup``: iterations of the linear warm-up."""
     keep_last: bool = False
     """Keep the last attention maps, masks and selected RoIs (for pictures) on ``method.last``."""
+    save_attention_every: int = 0
+    """Every N iterations record the attention ``M`` (Eq. 1) of fixed RoIs, the ground-truth boxes of the
+    first training batch, into the checkpoint for ``iadet visualize evolution`` (Fig. 5); 0 = off."""
+    save_attention_rois: int = 8
+    """``save_attention_every``: how many ground-truth boxes to follow."""
 
 
 def _check(params: IAParams) -> None:
@@ -248,6 +254,11 @@ def _check(params: IAParams) -> None:
         value = getattr(params, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"method.{key} must be in [0, 1], got {value}")
+    if params.save_attention_every < 0 or params.save_attention_rois < 1:
+        raise ConfigError(
+            "method.save_attention_every must be >= 0 and method.save_attention_rois >= 1, got "
+            f"{params.save_attention_every} and {params.save_attention_rois}"
+        )
 
 
 class InvertedAttention(RoIMethod):
@@ -260,6 +271,27 @@ class InvertedAttention(RoIMethod):
         _check(self.params)
         self.generator: torch.Generator | None = None
         self.last: dict[str, Any] | None = None
+        self.recorder = None  # an AttentionRecorder when save_attention_every > 0
+
+    def setup(self, model: torch.nn.Module) -> None:
+        if self.params.save_attention_every > 0:
+            from iadet.visualization.evolution import AttentionRecorder
+
+            self.recorder = AttentionRecorder(
+                model, every=self.params.save_attention_every, max_rois=self.params.save_attention_rois
+            )
+
+    def start_iteration(self, iteration: int, max_iters: int) -> None:
+        super().start_iteration(iteration, max_iters)
+        if self.recorder is not None:
+            self.recorder.start_iteration(iteration, max_iters)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"attention_evolution": self.recorder.state_dict()} if self.recorder is not None else {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if self.recorder is not None and "attention_evolution" in state:
+            self.recorder.load_state_dict(state["attention_evolution"])
 
     def ratio_factor(self) -> float:
         """The ramp's multiplier of the selected fraction at the current iteration, in [0, 1]."""
