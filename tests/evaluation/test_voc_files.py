@@ -207,6 +207,8 @@ def test_missing_image_set_and_duplicate_ids(voc_dir, run_voc_eval):
         ("<annotation><object><name>dog</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>x</xmax>"
          "<ymax>3</ymax></bndbox></object></annotation>", "object 1 ('dog') has a bad <xmax>"),
         ("<annotation><object><bndbox/></object></annotation>", "object 1 has no <name>"),
+        ("<annotation><object><name>dog</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>2</xmax>"
+         "<ymax>3</ymax></bndbox></object></annotation>", "has a bad <xmin>: 'nan'"),
         ("<annotation><object><name>dog</name></object></annotation>", "has no <bndbox>"),
         ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "boom">]><annotation>&e;</annotation>', "unsafe XML"),
     ],

@@ -261,6 +261,8 @@ def test_float32_boxes_are_shifted_in_float64():
          "need 'boxes', 'labels' and 'scores'"),
         ({"a": {"boxes": [[0, 0, 1, 1]], "labels": [1]}},
          {"a": {"boxes": [[0, 0, 1, 1]], "labels": [1], "scores": [float("nan")]}}, ["x"], "not finite"),
+        ({"a": {"boxes": [[0, 0, 1, 1]], "labels": [1]}},
+         {"a": {"boxes": [[0, 0, 1, float("inf")]], "labels": [1], "scores": [1]}}, ["x"], "not finite"),
         ({"a": {"boxes": [[0, 0, 1, 1]], "labels": [1]}}, {}, [], "empty"),
         ({"a": {"boxes": [[0, 0, 1, 1]], "labels": [1]}}, {}, ["x", "x"], "'x' appears twice"),
         ({}, {}, ["x"], "no images"),

@@ -31,6 +31,10 @@ Choices where the devkit is silent or breaks:
 * **A detection for an image outside the evaluated set** is an error; py-faster-rcnn raises
   ``KeyError``, the MATLAB devkit "unrecognized image".
 
+One rule differs between the two devkits: py-faster-rcnn matches at IoU ``>`` the threshold,
+``VOCevaldet.m`` at ``>=``. We follow py-faster-rcnn (the numbers papers built on it report);
+the two disagree only on an IoU of exactly 0.5, which integer boxes can produce.
+
 The greedy matching looks sequential but is not: a detection's target box depends only on the
 boxes, never on which boxes are already taken, so the assignment is "the first detection, in
 score order, aimed at a box wins it". :func:`match_detections` computes it for all detections
@@ -439,9 +443,12 @@ def stack_detections(
     position = np.repeat(np.arange(len(parts)), [len(part[1]) for part in parts])
     keys = list(predictions)
     _check_flat_labels(labels, position, keys, num_classes, "predictions")
-    bad = np.flatnonzero(~np.isfinite(scores))
+    bad = np.flatnonzero(~(np.isfinite(scores) & np.isfinite(boxes).all(axis=1)))
     if bad.size:
-        raise DataError(f"image '{keys[position[bad[0]]]}': score {scores[bad[0]]} is not finite")
+        k = bad[0]
+        raise DataError(
+            f"image '{keys[position[k]]}': detection {scores[k]} {boxes[k].tolist()} is not finite"
+        )
     return boxes.reshape(-1, 4) + 1.0, labels, scores, np.asarray(images, dtype=np.int64)[position]
 
 
@@ -621,6 +628,8 @@ def read_voc_annotation(path: str | Path) -> VOCAnnotation:
             text = box.findtext(tag)
             try:
                 coords.append(float(text))
+                if not np.isfinite(coords[-1]):
+                    raise ValueError
             except (TypeError, ValueError):
                 raise DataError(f"{path}: object {k} ('{name}') has a bad <{tag}>: {text!r}") from None
         text = obj.findtext("difficult")
