@@ -35,3 +35,5 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval": {"batch_size": 8},
     },
 }
+# the larger built-in benchmark: the quick setting on the `full` data
+PRESETS["full"] = {**PRESETS["quick"], "data": {**PRESETS["quick"]["data"], "preset": "full"}}

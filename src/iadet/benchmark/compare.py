@@ -1,0 +1,270 @@
+"""``iadet compare``: every method × seed on the same data and schedule, evaluated, summarised.
+
+Layout of the output directory::
+
+    OUTPUT/runs/<method>/seed<k>/      one training run each (config.yaml, metrics.jsonl, model_final.pth)
+        eval_<split>.json             VOC07 mAP per split (reused when present)
+        robustness.json               corruption summary, when asked
+        occlusion.json                occlusion sweep, when asked
+    OUTPUT/results.json               {"methods": {m: {"splits": {split: {"mean", "std", "runs"}}, ...}}, "config"}
+    OUTPUT/report.md                  mean ± std per method and split, paired differences to `none` with 95% CIs
+    OUTPUT/*.png                      bars with error bars, AP per class (and robustness plots)
+
+Runs that already finished are reused, interrupted ones resumed, so a comparison can be
+stopped and continued. The seed sets ``train.seed`` — initialisation, data order, flips and
+every sampling draw — and is shared by all methods, which makes the differences paired.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from iadet.benchmark.stats import paired_difference, summarize
+from iadet.config import Config, config_diff, load_config
+from iadet.data.catalog import data_root, open_split
+from iadet.engine.inference import predict, score
+from iadet.engine.loading import load_detector
+from iadet.engine.trainer import OPERATIONAL_KEYS, train
+from iadet.errors import ConfigError
+
+BASELINE = "none"
+
+
+@dataclass
+class CompareSpec:
+    methods: list[str]
+    seeds: int
+    output: Path
+    config: str = "quick"
+    overrides: list[str] = field(default_factory=list)
+    splits: list[str] | None = None
+    corruptions: str | None = None
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    max_images: int | None = None
+    occlusion: list[float] | None = None
+    device: str | None = None
+    quiet: bool = False
+
+
+def _log(spec: CompareSpec, text: str) -> None:
+    if not spec.quiet:
+        print(text, flush=True)
+
+
+def _run_config(spec: CompareSpec, method: str, seed: int) -> Config:
+    return load_config(
+        spec.config,
+        [*spec.overrides, f"method.name={method}", f"train.seed={seed}", "train.eval_at_end=false"],
+    )
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _train_or_reuse(spec: CompareSpec, cfg: Config, run_dir: Path) -> str:
+    final = run_dir / "model_final.pth"
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        previous = load_config(str(saved)).to_dict()
+        wanted = cfg.to_dict()
+        wanted["data"]["classes"] = previous["data"]["classes"]
+        diff = [k for k in config_diff(previous, wanted) if k not in OPERATIONAL_KEYS]
+        if diff:
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
+                "use another --output or remove that run"
+            )
+    if final.is_file():
+        return "reused"
+    resume = (run_dir / "checkpoint.pth").is_file()
+    result = train(cfg, run_dir, resume=resume, quiet=True)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return "resumed" if resume else "trained"
+
+
+def _evaluate_run(
+    spec: CompareSpec, run_dir: Path, splits: list[str], device: torch.device
+) -> dict[str, dict]:
+    results = {}
+    model = cfg = None
+    for split_name in splits:
+        path = run_dir / f"eval_{split_name.replace('/', '_')}.json"
+        if path.is_file():
+            results[split_name] = json.loads(path.read_text())
+            continue
+        if model is None:
+            model, cfg = load_detector(run_dir / "model_final.pth", device=device)
+        split = open_split(data_root(cfg.data), split_name, fmt=cfg.data.format, classes=cfg.data.classes)
+        predictions = predict(
+            model,
+            split,
+            device,
+            batch_size=cfg.eval.batch_size,
+            num_workers=cfg.data.num_workers,
+            max_images=cfg.eval.max_images,
+            progress=not spec.quiet and sys.stdout.isatty(),
+            desc=f"eval {split_name}",
+        )
+        result = {**score(predictions, split, "voc07"), "split": split_name}
+        path.write_text(json.dumps(result, indent=2))
+        results[split_name] = result
+    return results
+
+
+def _robustness_run(
+    spec: CompareSpec, run_dir: Path, split_name: str, device: torch.device
+) -> dict[str, Any]:
+    """Corruption summary and/or occlusion curve of one run (cached in the run directory)."""
+    out: dict[str, Any] = {}
+    model = cfg = split = None
+
+    def load():
+        nonlocal model, cfg, split
+        if model is None:
+            model, cfg = load_detector(run_dir / "model_final.pth", device=device)
+            split = open_split(data_root(cfg.data), split_name, fmt=cfg.data.format, classes=cfg.data.classes)
+
+    if spec.corruptions:
+        from iadet.robustness.benchmark import corruption_summary
+
+        path = run_dir / "robustness.json"
+        if path.is_file():
+            out["corruption"] = json.loads(path.read_text())
+        else:
+            load()
+            out["corruption"] = corruption_summary(
+                model, split, device, corruptions=spec.corruptions, severities=spec.severities,
+                max_images=spec.max_images, progress=not spec.quiet and sys.stdout.isatty(),
+            )  # fmt: skip
+            path.write_text(json.dumps(out["corruption"], indent=2))
+    if spec.occlusion:
+        from iadet.robustness.benchmark import occlusion_curve
+
+        path = run_dir / "occlusion.json"
+        cached = json.loads(path.read_text()) if path.is_file() else None
+        if cached and [float(f) for f in cached.get("fractions", [])] == [float(f) for f in spec.occlusion]:
+            out["occlusion"] = cached
+        else:
+            load()
+            out["occlusion"] = occlusion_curve(
+                model, split, device, fractions=spec.occlusion, max_images=spec.max_images,
+                progress=not spec.quiet and sys.stdout.isatty(),
+            )  # fmt: skip
+            path.write_text(json.dumps(out["occlusion"], indent=2))
+    return out
+
+
+def run_compare(spec: CompareSpec) -> dict[str, Any]:
+    """Train, evaluate and summarise every method × seed; returns (and writes) ``results.json``."""
+    if spec.seeds < 1:
+        raise ConfigError(f"--seeds must be a positive integer, got {spec.seeds}")
+    if not spec.methods:
+        raise ConfigError("--methods is empty")
+    methods = list(dict.fromkeys(spec.methods))
+    base = load_config(spec.config, spec.overrides)
+    configs = {m: _run_config(spec, m, base.train.seed) for m in methods}  # validates every method name early
+    from iadet.cli.common import choose_device
+
+    device = choose_device(spec.device or base.train.device)
+
+    root = data_root(base.data)
+    splits = spec.splits or [base.data.test_split]
+    if spec.splits is None:
+        occluded = f"{base.data.test_split}_occluded"
+        if (root / "ImageSets" / "Main" / f"{occluded}.txt").is_file():
+            splits.append(occluded)
+    spec.output.mkdir(parents=True, exist_ok=True)
+
+    seeds = [base.train.seed + k for k in range(spec.seeds)]
+    runs = [(m, s) for s in seeds for m in methods]
+    per_run: dict[tuple[str, int], dict] = {}
+    durations: list[float] = []
+    for k, (method, seed) in enumerate(runs, 1):
+        run_dir = spec.output / "runs" / method / f"seed{seed}"
+        eta = ""
+        if durations:
+            eta = f", ETA {_format_eta(sum(durations) / len(durations) * (len(runs) - k + 1))}"
+        _log(spec, f"[{k}/{len(runs)}] method={method} seed={seed}{eta}")
+        start = time.perf_counter()
+        cfg = configs[method] if seed == base.train.seed else _run_config(spec, method, seed)
+        status = _train_or_reuse(spec, cfg, run_dir)
+        evals = _evaluate_run(spec, run_dir, splits, device)
+        robust = (
+            _robustness_run(spec, run_dir, splits[0], device) if (spec.corruptions or spec.occlusion) else {}
+        )
+        per_run[(method, seed)] = {"evals": evals, **robust}
+        took = time.perf_counter() - start
+        if status != "reused":
+            durations.append(took)
+        summary = ", ".join(f"{s} {100 * e['mAP']:.1f}" for s, e in evals.items())
+        _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
+
+    results = aggregate(methods, seeds, splits, per_run, configs, base)
+    (spec.output / "results.json").write_text(json.dumps(results, indent=2))
+    from iadet.benchmark.report import write_report
+
+    write_report(results, spec.output)
+    return results
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def aggregate(
+    methods: list[str],
+    seeds: list[int],
+    splits: list[str],
+    per_run: dict[tuple[str, int], dict],
+    configs: dict[str, Config],
+    base: Config,
+) -> dict[str, Any]:
+    """The ``results.json`` structure from per-run evaluations."""
+    out: dict[str, Any] = {"methods": {}, "seeds": seeds, "splits": splits}
+    for m in methods:
+        entry: dict[str, Any] = {"splits": {}, "per_class": {}, "paired_vs_none": {}}
+        for split in splits:
+            values = [per_run[(m, s)]["evals"][split]["mAP"] for s in seeds]
+            entry["splits"][split] = summarize(values).to_json()
+            classes = per_run[(m, seeds[0])]["evals"][split].get("ap", {})
+            entry["per_class"][split] = {
+                c: summarize([per_run[(m, s)]["evals"][split]["ap"][c] for s in seeds]).to_json()
+                for c in classes
+            }
+            if m != BASELINE and BASELINE in methods:
+                base_values = [per_run[(BASELINE, s)]["evals"][split]["mAP"] for s in seeds]
+                entry["paired_vs_none"][split] = paired_difference(values, base_values).to_json()
+        if any("corruption" in per_run[(m, s)] for s in seeds):
+            entry["robustness"] = {
+                key: summarize([per_run[(m, s)]["corruption"][key] for s in seeds]).to_json()
+                for key in ("P", "mPC", "rPC")
+                if all(_nan_to_none(per_run[(m, s)]["corruption"].get(key)) is not None for s in seeds)
+            }
+            entry["robustness_runs"] = [per_run[(m, s)]["corruption"] for s in seeds]
+            if m != BASELINE and BASELINE in methods:
+                entry["paired_vs_none"]["mPC"] = paired_difference(
+                    [per_run[(m, s)]["corruption"]["mPC"] for s in seeds],
+                    [per_run[(BASELINE, s)]["corruption"]["mPC"] for s in seeds],
+                ).to_json()
+        if any("occlusion" in per_run[(m, s)] for s in seeds):
+            curves = [per_run[(m, s)]["occlusion"] for s in seeds]
+            fractions = curves[0]["fractions"]
+            entry["occlusion"] = {
+                "fractions": fractions,
+                "mAP": [summarize([c["mAP"][i] for c in curves]).to_json() for i in range(len(fractions))],
+            }
+        entry["method"] = configs[m].method
+        out["methods"][m] = entry
+    out["config"] = base.to_dict()
+    return out

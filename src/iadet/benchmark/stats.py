@@ -1,0 +1,76 @@
+"""Statistics for method comparisons over seeds: mean ± std, and paired differences with a 95% CI.
+
+Runs of two methods with the same seed share data, data order and initialisation, so the
+honest comparison is paired: ``d_s = score(method, s) - score(baseline, s)``, its mean, and a
+Student-t confidence interval ``mean(d) ± t(0.975, n-1) · sd(d) / sqrt(n)`` (``sd`` with n-1).
+With one seed there is no interval (it is reported as undefined, not as zero).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from scipy import stats as scipy_stats
+
+
+@dataclass
+class Summary:
+    mean: float
+    std: float
+    runs: list[float]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PairedDifference:
+    """``method - baseline`` over paired seeds."""
+
+    mean: float
+    std: float
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    """Two-sided paired t-test; None with fewer than 2 pairs or zero spread."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def significant(self) -> bool:
+        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    """Mean and sample standard deviation (n-1; 0 for a single run)."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values to summarize")
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return Summary(mean, std, values)
+
+
+def paired_difference(
+    method: Sequence[float], baseline: Sequence[float], confidence: float = 0.95
+) -> PairedDifference:
+    """Mean paired difference with a Student-t confidence interval."""
+    if len(method) != len(baseline):
+        raise ValueError(f"paired samples differ in length: {len(method)} vs {len(baseline)}")
+    diffs = [float(a) - float(b) for a, b in zip(method, baseline)]
+    s = summarize(diffs)
+    n = len(diffs)
+    if n < 2:
+        return PairedDifference(s.mean, s.std, n, None, None, None)
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * s.std / math.sqrt(n)
+    if s.std > 0:
+        t = s.mean / (s.std / math.sqrt(n))
+        p = float(2 * scipy_stats.t.sf(abs(t), n - 1))
+    else:
+        p = None
+    return PairedDifference(s.mean, s.std, n, float(s.mean - half), float(s.mean + half), p)

@@ -1,0 +1,67 @@
+"""`iadet compare` on a tiny setting: results.json shape, report, reuse of finished runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iadet.cli import main
+
+from conftest import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def _args(root: Path, out: Path) -> list[str]:
+    args = ["compare", "--methods", "none,ia", "--seeds", "2", "--output", str(out), "--quiet"]
+    for o in tiny_overrides(root, 3):
+        args += ["--set", o]
+    return args
+
+
+def test_compare_writes_results_report_and_reuses_runs(shared_voc: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cmp"
+    assert main(_args(shared_voc, out)) == 0
+    printed = capsys.readouterr().out
+    assert "| none |" in printed and "| ia |" in printed and "Δ test" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"none", "ia"}
+    for method in ("none", "ia"):
+        split = results["methods"][method]["splits"]["test"]
+        assert set(split) == {"mean", "std", "runs"} and len(split["runs"]) == 2
+        assert all(0.0 <= v <= 1.0 for v in split["runs"])
+        assert split["mean"] == pytest.approx(sum(split["runs"]) / 2)
+    paired = results["methods"]["ia"]["paired_vs_none"]["test"]
+    ia_runs, none_runs = (results["methods"][m]["splits"]["test"]["runs"] for m in ("ia", "none"))
+    assert paired["mean"] == pytest.approx(sum(a - b for a, b in zip(ia_runs, none_runs)) / 2)
+    assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
+    assert results["config"]["model"]["backbone"] == "tiny"
+    report = (out / "report.md").read_text()
+    assert "| none |" in report and "95% CI" in report
+    for png in ("map_by_split.png", "ap_per_class.png"):
+        assert (out / png).stat().st_size > 1000
+
+    final = out / "runs" / "ia" / "seed1" / "model_final.pth"
+    stamp = final.stat().st_mtime_ns
+    assert main(_args(shared_voc, out)) == 0  # everything reused
+    assert final.stat().st_mtime_ns == stamp
+    again = json.loads((out / "results.json").read_text())
+    assert again["methods"]["ia"]["splits"] == results["methods"]["ia"]["splits"]
+
+
+def test_compare_refuses_a_run_with_another_config(shared_voc: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cmp"
+    args = _args(shared_voc, out)
+    args[args.index("--seeds") + 1] = "1"
+    assert main(args) == 0
+    assert main(args + ["--set", "train.lr=0.5"]) == 2
+    assert "holds a run with a different config (train.lr)" in capsys.readouterr().err
+
+
+def test_compare_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--seeds", "0"])
+    assert "must be a positive integer" in capsys.readouterr().err
+    assert main(["compare", "--methods", "none,nope", "--seeds", "1"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
