@@ -443,9 +443,8 @@ def stack_detections(
     position = np.repeat(np.arange(len(parts)), [len(part[1]) for part in parts])
     keys = list(predictions)
     _check_flat_labels(labels, position, keys, num_classes, "predictions")
-    bad = np.flatnonzero(~(np.isfinite(scores) & np.isfinite(boxes).all(axis=1)))
-    if bad.size:
-        k = bad[0]
+    if not (np.isfinite(scores).all() and np.isfinite(boxes).all()):
+        k = np.flatnonzero(~(np.isfinite(scores) & np.isfinite(boxes).all(axis=1)))[0]
         raise DataError(
             f"image '{keys[position[k]]}': detection {scores[k]} {boxes[k].tolist()} is not finite"
         )
