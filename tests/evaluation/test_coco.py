@@ -186,7 +186,7 @@ def test_evaluate_split_coco_on_a_voc_split():
 def test_evaluate_split_coco_on_a_coco_split_uses_the_original_annotations():
     # The original annotation has a segmentation area (150) smaller than its box (400): "small".
     ann = {"id": 3, "image_id": 42, "category_id": 18, "bbox": [10, 10, 20, 20], "area": 150.0, "iscrowd": 0}
-    records = [record("42", [[10, 10, 30, 30]], [1], [False], coco_id=42, annotations=[ann])]
+    records = [record("dog42", [[10, 10, 30, 30]], [1], [False], coco_id=42, annotations=[ann])]
     split = SimpleNamespace(format="coco", classes=("dog",), extra={"category_ids": {1: 18}})
-    out = evaluate_split_coco(split, records, {"42": dets([[10, 10, 30, 30]], [0.9])})
+    out = evaluate_split_coco(split, records, {"dog42": dets([[10, 10, 30, 30]], [0.9])})
     assert out["AP"] == pytest.approx(1.0) and out["APs"] == pytest.approx(1.0) and out["APm"] == -1.0

@@ -131,7 +131,9 @@ def evaluate_coco(
         else:
             if label_to_category is None:
                 label_to_category = sorted(int(cat["id"]) for cat in dataset["categories"])
-            results = to_coco_detections(predictions, label_to_category, box_mode=box_mode or "continuous")
+            results = to_coco_detections(
+                predictions, label_to_category, box_mode=box_mode or "continuous", image_ids=image_ids
+            )
     else:
         if classes is None:
             raise DataError("evaluate_coco on VOC-style ground truth needs the class names")
