@@ -3,7 +3,8 @@
 ``dataset[i]`` (or ``dataset[(i, flip)]``, as the training sampler asks) returns
 ``(image, target)``: ``image`` a float ``(3, H, W)`` tensor in [0, 1] and ``target`` a dict
 with ``boxes`` ``(K, 4)`` float32 ``x1, y1, x2, y2`` (0-based pixels), ``labels`` ``(K,)``
-int64, ``image_id`` (the record's index) and, for Mask R-CNN, ``masks`` ``(K, H, W)`` uint8.
+int64, ``image_id`` (the record's index), for Mask R-CNN ``masks`` ``(K, H, W)`` uint8, and for
+Fast R-CNN ``proposals`` ``(P, 4)`` float32 (flipped with the image, like the boxes).
 Augmentation is torchvision transforms v2 on tv_tensors (horizontal flip, as both papers);
 the flip decision comes from the sampler, so data order and augmentation are a function of
 the seed alone — which is what makes ``--resume`` exact.
@@ -23,6 +24,7 @@ from iadet.data.images import load_image
 from iadet.data.records import ImageRecord
 
 MaskLoader = Callable[[ImageRecord, np.ndarray], np.ndarray]
+ProposalLoader = Callable[[ImageRecord], np.ndarray]
 
 
 class DetectionDataset(Dataset):
@@ -35,11 +37,13 @@ class DetectionDataset(Dataset):
         train: bool,
         use_difficult: bool = False,
         mask_loader: MaskLoader | None = None,
+        proposals: ProposalLoader | None = None,
     ) -> None:
         self.records = records
         self.train = train
         self.use_difficult = use_difficult
         self.mask_loader = mask_loader
+        self.proposals = proposals
         self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
         self.flip = v2.RandomHorizontalFlip(p=1.0)
 
@@ -67,12 +71,18 @@ class DetectionDataset(Dataset):
         }
         if self.mask_loader is not None:
             target["masks"] = tv_tensors.Mask(torch.from_numpy(self.mask_loader(record, keep)))
+        if self.proposals is not None:
+            target["proposals"] = tv_tensors.BoundingBoxes(
+                torch.from_numpy(self.proposals(record)),
+                format="XYXY",
+                canvas_size=(record.height, record.width),
+            )
         tensor = self.to_tensor(image)
         if flip:
             tensor, target = self.flip(tensor, target)
-        target["boxes"] = target["boxes"].as_subclass(torch.Tensor)
-        if "masks" in target:
-            target["masks"] = target["masks"].as_subclass(torch.Tensor)
+        for key in ("boxes", "masks", "proposals"):
+            if key in target:
+                target[key] = target[key].as_subclass(torch.Tensor)
         return tensor.as_subclass(torch.Tensor), target
 
 
