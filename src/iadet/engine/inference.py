@@ -3,6 +3,8 @@
 Predictions are ``{image_id: {"boxes": (N, 4) float32, "labels": (N,) int64, "scores": (N,)
 float32}}`` in 0-based pixel coordinates of the original image (torchvision's eval output,
 which undoes the resize). Under DDP every rank predicts its share and rank 0 gathers all.
+A Fast R-CNN (``model.needs_proposals``) gets each image's precomputed proposals
+(``proposals``: a :class:`~iadet.data.proposals.Proposals` or a file, ``data.proposals``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from iadet.data.dataset import DetectionDataset, collate
+from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.records import DatasetSplit, ImageRecord
 from iadet.engine import distributed as dist
+from iadet.errors import ConfigError
 
 Predictions = dict[str, dict[str, np.ndarray]]
 ImageTransform = Callable[[torch.Tensor, ImageRecord], torch.Tensor]
@@ -56,9 +60,17 @@ def predict(
     progress: bool = False,
     image_transform=None,
     desc: str = "predict",
+    proposals: Proposals | str | None = None,
 ) -> Predictions:
     """Detections for every image of ``split`` (rank 0 gets all of them; other ranks ``{}``)."""
     records = split.records[:max_images] if max_images else split.records
+    if getattr(model, "needs_proposals", False):
+        if proposals is None:
+            raise ConfigError("model.detector=fast_rcnn needs precomputed proposals: set data.proposals=FILE")
+        proposals = load_proposals(proposals) if not isinstance(proposals, Proposals) else proposals
+        proposals.check(records, split.name)
+    else:
+        proposals = None
     dataset: Any = DetectionDataset(records, train=False)
     if image_transform is not None:
         dataset = _TransformedDataset(dataset, image_transform)
@@ -76,7 +88,12 @@ def predict(
     local: Predictions = {}
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
     for images, targets in bar:
-        outputs = model([im.to(device, non_blocking=True) for im in images])
+        images = [im.to(device, non_blocking=True) for im in images]
+        if proposals is not None:
+            boxes = [proposals.for_record(records[int(t["image_id"])]) for t in targets]
+            outputs = model(images, proposals=[torch.from_numpy(b).to(device) for b in boxes])
+        else:
+            outputs = model(images)
         for target, out in zip(targets, outputs):
             record = records[int(target["image_id"])]
             local[record.image_id] = {
