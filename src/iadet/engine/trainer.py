@@ -38,13 +38,14 @@ from iadet.config import Config, config_diff, save_config
 from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate
 from iadet.data.masks import mask_loader_for
+from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler, shard
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
 from iadet.engine.inference import predict, score
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.schedule import lr_factor, schedule_length
-from iadet.errors import TrainingError
+from iadet.errors import ConfigError, TrainingError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
 
@@ -240,6 +241,7 @@ def _train(
     _set_determinism(tcfg.deterministic, device)
     _seed_everything(tcfg.seed)
 
+    proposals = _open_proposals(config, train_split)
     num_classes = len(train_split.classes) + 1
     method = build_method(config.method)
     model = build_model(config.model, num_classes, method)
@@ -292,6 +294,7 @@ def _train(
         train=True,
         use_difficult=config.data.use_difficult,
         mask_loader=mask_loader_for(train_split) if config.model.detector == "mask_rcnn" else None,
+        proposals=proposals.for_record if proposals is not None else None,
     )
     writer = MetricsWriter(output, enabled=main)
     if checkpoint is not None:
@@ -441,7 +444,17 @@ def _train(
                     )
 
             if tcfg.eval_every and iteration % tcfg.eval_every == 0 and iteration < max_iters:
-                _evaluate(model, config, output, iteration, device, writer, quiet=quiet, write_file=False)
+                _evaluate(
+                    model,
+                    config,
+                    output,
+                    iteration,
+                    device,
+                    writer,
+                    quiet=quiet,
+                    write_file=False,
+                    proposals=proposals,
+                )
                 tick = time.perf_counter()
 
             stop_now = dist.any_true(stop.signal is not None, device)
@@ -477,10 +490,33 @@ def _train(
         save_atomic(_unwrap(model).state_dict(), output / "model_final.pth")
     evaluation = None
     if tcfg.eval_at_end:
-        evaluation = _evaluate(model, config, output, iteration, device, writer, quiet=quiet, write_file=True)
+        evaluation = _evaluate(
+            model,
+            config,
+            output,
+            iteration,
+            device,
+            writer,
+            quiet=quiet,
+            write_file=True,
+            proposals=proposals,
+        )
     writer.close()
     dist.barrier()
     return TrainResult(output, iteration, interrupted=False, evaluation=evaluation)
+
+
+def _open_proposals(config: Config, train_split: Any) -> Proposals | None:
+    """Fast R-CNN's proposals (``data.proposals``), checked to cover every training image."""
+    if config.model.detector != "fast_rcnn":
+        return None
+    if not config.data.proposals:
+        raise ConfigError(
+            "model.detector=fast_rcnn needs data.proposals=FILE (precomputed proposals; `iadet proposals` makes them)"
+        )
+    proposals = load_proposals(config.data.proposals)
+    proposals.check(train_split.records, train_split.name)
+    return proposals
 
 
 def _evaluate(
@@ -493,6 +529,7 @@ def _evaluate(
     *,
     quiet: bool,
     write_file: bool,
+    proposals: Proposals | None = None,
 ) -> dict[str, Any] | None:
     root = data_root(config.data)
     split = open_split(root, config.data.test_split, fmt=config.data.format, classes=config.data.classes)
@@ -505,6 +542,7 @@ def _evaluate(
         max_images=config.eval.max_images,
         progress=dist.is_main() and not quiet and sys.stdout.isatty(),
         desc=f"eval {split.name}",
+        proposals=proposals,
     )
     if not dist.is_main():
         return None
