@@ -1,4 +1,10 @@
-"""Build a torchvision detector from ``model.*`` with the RoI-feature hook attached."""
+"""Build a torchvision detector from ``model.*`` with the RoI-feature hook attached.
+
+``model.detector``: ``faster_rcnn`` (torchvision's ``FasterRCNN``), ``fast_rcnn``
+(:class:`~iadet.modeling.fast_rcnn.FastRCNN`, on precomputed proposals) or ``mask_rcnn``
+(torchvision's ``MaskRCNN``; every method acts on the box branch only, as the IA paper's Table 6).
+``model.backbone``: any of :data:`~iadet.modeling.backbones.BACKBONES`, with every detector.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,19 @@ import warnings
 from torch import nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
 from iadet.config.schema import ModelConfig
 from iadet.errors import ConfigError, closest
 from iadet.modeling.backbones import BACKBONES
+from iadet.modeling.fast_rcnn import FastRCNN
 from iadet.modeling.methods.base import RoIMethod
 from iadet.modeling.roi_heads import attach_method
 from iadet.modeling.weights import load_detector_weights
 
 DETECTORS: dict[str, type[nn.Module]] = {
     "faster_rcnn": FasterRCNN,
+    "fast_rcnn": FastRCNN,
     "mask_rcnn": MaskRCNN,
 }
 
@@ -62,11 +71,21 @@ def build_model(cfg: ModelConfig, num_classes: int, method: RoIMethod | None = N
     pretrained = bool(cfg.weights or cfg.backbone_weights)
     parts = BACKBONES[cfg.backbone](cfg, pretrained)
     kwargs = {**detector_kwargs(cfg), **parts.detector_kwargs}
+    if cfg.detector == "mask_rcnn":
+        kwargs.update(parts.mask_kwargs)
+    if cfg.detector == "fast_rcnn":
+        # the proposals come from a file: the RPN's "post-NMS top N" become the proposals per image
+        kwargs["proposals_train"] = kwargs.pop("rpn_post_nms_top_n_train")
+        kwargs["proposals_test"] = kwargs.pop("rpn_post_nms_top_n_test")
     if parts.representation_size is not None:
         kwargs["box_predictor"] = FastRCNNPredictor(parts.representation_size, num_classes)
+        if cfg.detector == "mask_rcnn":  # MaskRCNN sizes its predictor from num_classes, which is now None
+            kwargs["mask_predictor"] = MaskRCNNPredictor(256, 256, num_classes)
         model = DETECTORS[cfg.detector](parts.backbone, **kwargs)
     else:
         model = DETECTORS[cfg.detector](parts.backbone, num_classes=num_classes, **kwargs)
+    if parts.box_roi_pool is not None:
+        model.roi_heads.box_roi_pool = parts.box_roi_pool
     if cfg.weights:
         skipped = load_detector_weights(model, cfg.weights)
         if skipped:
