@@ -18,9 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/iadet train --config quick --output runs/demo/none
-	$(BIN)/iadet eval --checkpoint runs/demo/none/model_final.pth --split test
-	$(BIN)/iadet eval --checkpoint runs/demo/none/model_final.pth --split test_occluded
+	$(BIN)/iadet compare --preset quick --methods none,ia --seeds 1 --output runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
