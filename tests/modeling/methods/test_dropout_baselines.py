@@ -1,0 +1,69 @@
+"""random-dropout and hard-dropout: the ASDN's cell count at random, the hardest window every iteration."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from iadet.modeling.methods import build_method
+from iadet.modeling.methods.base import RoIBatch
+
+
+class WindowHead(nn.Module):
+    """Class 1's logit is the sum of the features in rows 2-3, columns 4-5 (the window at (2, 4))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fg = x[:, 0, 2:4, 4:6].sum(dim=(1, 2))
+        return torch.stack([torch.zeros_like(fg), fg, -fg], dim=1)
+
+
+def _batch(labels: torch.Tensor, images: int) -> RoIBatch:
+    n = labels.numel()
+    return RoIBatch(
+        proposals=[torch.zeros(n // images, 4) for _ in range(images)],
+        labels=labels,
+        regression_targets=torch.zeros(n, 4),
+        image_index=torch.arange(images).repeat_interleave(n // images),
+        image_shapes=[(64, 64)] * images,
+    )
+
+
+def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_the_images():
+    method = build_method({"name": "random-dropout"})
+    method.start_iteration(0, 10)
+    labels = torch.tensor([1, 2, 0, 1, 0, 2])
+    features = torch.rand(6, 4, 7, 7) + 0.1
+    batch = _batch(labels, images=2)
+    out = method(features.requires_grad_(True), labels, WindowHead(), batch)
+    assert torch.equal(out[:3], features[:3])  # the first image is clean
+    zero_cells = (out.detach() == 0).all(dim=1).flatten(1).sum(1)
+    assert zero_cells.tolist() == [0, 0, 0, 15, 0, 15]  # all channels of 15 of 49 cells
+    assert ((out.detach() == 0) == (out.detach() == 0)[:, :1]).all()  # the same cells on every channel
+    (grad,) = torch.autograd.grad(out.sum(), features)
+    assert torch.equal(grad[3] == 0, out[3].detach() == 0)  # gradients through the kept cells only
+    torch.manual_seed(1)
+    a = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
+    b = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
+    assert not torch.equal(a, b)  # random cells every call
+
+
+def test_hard_dropout_zeroes_each_rois_hardest_window_every_iteration():
+    method = build_method({"name": "hard-dropout", "image_share": 1.0})
+    method.start_iteration(0, 10)
+    labels = torch.tensor([1, 0, 1])
+    features = torch.ones(3, 2, 7, 7)
+    out = method(features, labels, WindowHead(), _batch(labels, images=1))
+    expected = torch.ones(3, 2, 7, 7)
+    expected[[0, 2], :, 2:4, 4:6] = 0
+    assert torch.equal(out, expected)
+    assert method.adversary_parameters() == [] and method.make_adversary_optimizer() is None
+
+
+def test_a_warmup_leaves_features_alone():
+    method = build_method({"name": "random-dropout", "warmup_iters": 2, "image_share": 1.0})
+    labels = torch.tensor([1, 1])
+    features = torch.rand(2, 3, 7, 7)
+    method.start_iteration(1, 10)
+    assert torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)), features)
+    method.start_iteration(2, 10)
+    assert not torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)), features)
