@@ -77,7 +77,7 @@ class FastRCNN(FasterRCNN):
                 raise ValueError("targets are required in training mode")
             targets = [{k: v for k, v in t.items() if k != "proposals"} for t in targets]
 
-        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        original_sizes = [(img.shape[-2], img.shape[-1]) for img in images]  # no int(): ONNX tracing
         images, targets = self.transform(images, targets)
         boxes = self.prepare_proposals(proposals, original_sizes, images.image_sizes)
         features = self.backbone(images.tensors)
