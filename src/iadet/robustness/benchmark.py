@@ -1,0 +1,394 @@
+"""The evaluation loops of ``iadet robustness``: the corruption benchmark and the occlusion sweep.
+
+Both run a detector over a split whose images are changed on the fly, before the detector's
+own resizing, inside the data-loader workers (``predict(..., image_transform=...)``), and score
+each pass with :func:`iadet.engine.inference.score`:
+
+* :func:`corruption_summary` — every (corruption, severity) cell of Michaelis et al. (2019),
+  "Benchmarking Robustness in Object Detection", summarised as P, mPC and rPC
+  (:func:`iadet.robustness.metrics.performance_under_corruption`);
+* :func:`occlusion_curve` — mAP against the fraction of every ground-truth box hidden by
+  pasted occluders (textures from a held-out source).
+
+Every image is changed with a seed derived from the run's seed and the image's id
+(:func:`iadet.robustness.corruptions.image_seed`), so reruns, worker counts and different
+checkpoints all see the same pixels. Nothing is cached on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from iadet.data.images import load_image
+from iadet.data.records import DatasetSplit, ImageRecord
+from iadet.engine.inference import predict, score
+from iadet.errors import ConfigError, IadetError
+from iadet.robustness.corruptions import SEVERITIES, corrupt, image_seed, resolve_corruptions
+from iadet.robustness.metrics import performance_under_corruption
+
+__all__ = [
+    "CorruptImage",
+    "OccludeImage",
+    "Occluder",
+    "corruption_summary",
+    "default_metric",
+    "default_occluder",
+    "evaluate_split",
+    "measure_coverage",
+    "occlusion_curve",
+    "parse_fractions",
+    "parse_severities",
+]
+
+Occluder = Callable[[np.ndarray, np.ndarray, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+"""``occluder(image HxWx3 uint8, boxes (K, 4) 0-based xyxy, fraction, rng) -> (image, covered (K,))``:
+pastes occluders over about ``fraction`` of each box and returns the new image and the fraction of
+each box actually covered. The built-in one is ``paste_occluders(..., source="heldout")``."""
+
+
+# ----------------------------------------------------------------------------------------------
+# image transforms (run in the data-loader workers, so they are plain picklable objects)
+
+
+class CorruptImage:
+    """``predict``'s ``image_transform``: corruption ``name`` at ``severity``, seeded per image."""
+
+    def __init__(self, name: str, severity: int, seed: int = 0) -> None:
+        self.name, self.severity, self.seed = name, severity, seed
+
+    def __call__(self, image: np.ndarray, record: ImageRecord, index: int) -> np.ndarray:
+        return corrupt(image, self.name, self.severity, seed=image_seed(self.seed, record.image_id))
+
+
+class OccludeImage:
+    """``predict``'s ``image_transform``: occluders over ``fraction`` of every ground-truth box.
+
+    The occluder's generator is seeded with ``image_seed(seed, image_id)``: the same image gets
+    the same occluders whichever checkpoint is evaluated. ``fraction == 0`` leaves images as they are.
+    """
+
+    def __init__(self, fraction: float, seed: int, occluder: Occluder) -> None:
+        self.fraction, self.seed, self.occluder = fraction, seed, occluder
+
+    def occlude(self, image: np.ndarray, record: ImageRecord) -> tuple[np.ndarray, np.ndarray]:
+        """``(occluded image, covered fraction per box (K,))``."""
+        if self.fraction <= 0 or len(record.boxes) == 0:
+            return image, np.zeros(len(record.boxes), np.float64)
+        rng = np.random.default_rng(image_seed(self.seed, record.image_id))
+        out, covered = self.occluder(np.array(image, copy=True), record.boxes.copy(), self.fraction, rng)
+        return out, np.asarray(covered, np.float64)
+
+    def __call__(self, image: np.ndarray, record: ImageRecord, index: int) -> np.ndarray:
+        return self.occlude(image, record)[0]
+
+
+def default_occluder() -> Occluder:
+    """The built-in data's ``paste_occluders`` with occluder textures from the held-out source.
+
+    Looked up in :mod:`iadet.data.occluders`, then :mod:`iadet.data.synth`.
+    """
+    for module_name in ("iadet.data.occluders", "iadet.data.synth"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        paste = getattr(module, "paste_occluders", None)
+        if paste is not None:
+            return functools.partial(paste, source="heldout")
+    raise IadetError(
+        "the occlusion sweep needs paste_occluders from iadet.data.occluders or iadet.data.synth, "
+        "which this installation lacks"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# arguments
+
+
+def parse_severities(text: str | Iterable[int]) -> list[int]:
+    """``"1,2,3,4,5"`` (or ints) -> sorted distinct severities in 1..5."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[int] = []
+    for item in items:
+        try:
+            value = int(str(item).strip())
+        except ValueError:
+            raise ConfigError(f"--severities: '{item}' is not an integer (severities are 1 to 5)") from None
+        if value not in SEVERITIES:
+            raise ConfigError(f"--severities: {value} is outside 1 to 5")
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise ConfigError("--severities is empty: give e.g. 1,2,3,4,5")
+    return sorted(out)
+
+
+def parse_fractions(text: str | Iterable[float]) -> list[float]:
+    """``"0,0.1,0.2"`` (or floats) -> distinct occluded fractions in [0, 1], in the order given."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[float] = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            value = float(str(item).strip())
+        except ValueError:
+            raise ConfigError(f"--occlusion: '{item}' is not a number (fractions are in [0, 1])") from None
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--occlusion: fraction {value} is outside [0, 1]")
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise ConfigError("--occlusion is empty: give fractions such as 0,0.1,0.2,0.3")
+    return out
+
+
+def default_metric(split: DatasetSplit) -> str:
+    """VOC07 11-point mAP@0.5 for VOC-layout data, COCO AP@[.5:.95] for COCO."""
+    return "coco" if split.format == "coco" else "voc07"
+
+
+# ----------------------------------------------------------------------------------------------
+# loops
+
+
+def evaluate_split(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device | str,
+    *,
+    metric: str | None = None,
+    image_transform: Callable[[np.ndarray, ImageRecord, int], np.ndarray] | None = None,
+    max_images: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    progress: bool = False,
+    desc: str = "eval",
+    proposals: Any = None,
+) -> dict[str, Any]:
+    """``score(predict(model, split, image_transform=...), split, metric)``: ``{"metric", "mAP", "ap", ...}``.
+
+    ``proposals``: precomputed proposals for a Fast R-CNN model (``data.proposals``); they were
+    computed on the clean images, so under corruption only the detector's head sees the change.
+    """
+    predictions = predict(
+        model,
+        split,
+        torch.device(device),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_images=max_images,
+        progress=progress,
+        image_transform=image_transform,
+        desc=desc,
+        proposals=proposals,
+    )
+    return score(predictions, split, metric or default_metric(split))
+
+
+def _images(split: DatasetSplit, max_images: int | None) -> int:
+    return len(split.records[:max_images] if max_images else split.records)
+
+
+def corruption_summary(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device | str,
+    corruptions: str | Sequence[str] = "benchmark",
+    severities: Sequence[int] = SEVERITIES,
+    *,
+    metric: str | None = None,
+    max_images: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    seed: int = 0,
+    clean: float | None = None,
+    progress: bool = False,
+    on_cell: Callable[[str, int, float], None] | None = None,
+    proposals: Any = None,
+) -> dict[str, Any]:
+    """The corruption benchmark of one detector: P, mPC, rPC and the table behind them.
+
+    Args:
+        model: a torchvision detector (its mode is restored afterwards).
+        split: the split to evaluate (``max_images`` first images of it).
+        corruptions: a ``--corruptions`` spec (``benchmark``, ``all``, a group, ``fog,snow``) or names.
+        severities: a subset of 1..5; with fewer than five the means are over the cells run and
+            ``"complete"`` is False.
+        metric: ``voc07`` / ``voc`` / ``coco``; default :func:`default_metric`.
+        seed: the base of the per-image corruption seeds (:func:`image_seed`).
+        clean: P when already known (e.g. from :func:`occlusion_curve` at fraction 0), else measured.
+        progress: tqdm bars (one over the cells, one per pass).
+        on_cell: called with ``(name, severity, mAP)`` after each cell (e.g. to save partial results).
+        proposals: for a Fast R-CNN model, see :func:`evaluate_split`.
+
+    Returns:
+        :func:`performance_under_corruption`'s dict ``{"P", "mPC", "rPC", "corruptions": {name:
+        {"1": mAP, ...}}, "groups", "complete"}`` plus ``metric``, ``split``, ``images``, ``seed``
+        and ``severities``; mAPs in 0-1.
+    """
+    names = resolve_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions))
+    severities = parse_severities(severities)
+    metric = metric or default_metric(split)
+    common = dict(
+        metric=metric,
+        max_images=max_images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    if clean is None:
+        clean = evaluate_split(model, split, device, desc="clean", **common)["mAP"]
+    table: dict[str, dict[int, float]] = {}
+    cells = [(name, severity) for name in names for severity in severities]
+    bar = tqdm(cells, desc="corruptions", unit="cell", disable=not progress, dynamic_ncols=True)
+    for name, severity in bar:
+        bar.set_postfix_str(f"{name} {severity}", refresh=True)
+        value = evaluate_split(
+            model,
+            split,
+            device,
+            image_transform=CorruptImage(name, severity, seed),
+            desc=f"{name} {severity}",
+            **common,
+        )["mAP"]
+        table.setdefault(name, {})[severity] = value
+        if on_cell is not None:
+            on_cell(name, severity, value)
+    bar.close()
+    summary = performance_under_corruption(clean, table, allow_partial=tuple(severities) != SEVERITIES)
+    return {
+        **summary,
+        "metric": metric,
+        "split": split.name,
+        "images": _images(split, max_images),
+        "seed": seed,
+        "severities": list(severities),
+    }
+
+
+def measure_coverage(
+    split: DatasetSplit,
+    fractions: Sequence[float],
+    *,
+    seed: int = 0,
+    occluder: Occluder | None = None,
+    max_images: int | None = None,
+) -> list[float | None]:
+    """The mean fraction of the ground-truth boxes actually covered, per requested fraction.
+
+    Runs the occluder exactly as the sweep does (same seeds) without a detector; ``None`` where
+    the split has no boxes.
+    """
+    occluder = occluder or default_occluder()
+    records = split.records[:max_images] if max_images else split.records
+    totals = np.zeros(len(fractions))
+    count = 0
+    for record in records:
+        if len(record.boxes) == 0:
+            continue
+        image = np.asarray(load_image(record.path))
+        for i, fraction in enumerate(fractions):
+            totals[i] += OccludeImage(fraction, seed, occluder).occlude(image, record)[1].sum()
+        count += len(record.boxes)
+    return [float(t / count) if count else None for t in totals]
+
+
+def occlusion_curve(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device | str,
+    fractions: Sequence[float],
+    *,
+    metric: str | None = None,
+    max_images: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    seed: int = 0,
+    occluder: Occluder | None = None,
+    clean: float | None = None,
+    coverage: bool = True,
+    progress: bool = False,
+    proposals: Any = None,
+) -> dict[str, Any]:
+    """mAP of one detector with occluders pasted over ``fraction`` of every ground-truth box.
+
+    Args:
+        fractions: occluded fractions in [0, 1]; 0 is the clean split (``clean`` is used for it
+            when given).
+        occluder: default :func:`default_occluder` (held-out occluder textures).
+        seed: the base of the per-image occluder seeds; every checkpoint run with the same seed
+            sees the same occluded images.
+        coverage: also report the covered fraction actually achieved (:func:`measure_coverage`).
+        proposals: for a Fast R-CNN model, see :func:`evaluate_split`.
+
+    Returns:
+        ``{"fractions": [...], "mAP": [...], "coverage": [...] | None, "metric", "split", "images",
+        "seed"}``, lists aligned with ``fractions``, mAPs in 0-1.
+    """
+    fractions = parse_fractions(fractions)
+    metric = metric or default_metric(split)
+    occluder = occluder or default_occluder()
+    values: list[float] = []
+    bar = tqdm(fractions, desc="occlusion", unit="fraction", disable=not progress, dynamic_ncols=True)
+    for fraction in bar:
+        if fraction == 0 and clean is not None:
+            values.append(float(clean))
+            continue
+        result = evaluate_split(
+            model,
+            split,
+            device,
+            metric=metric,
+            image_transform=None if fraction == 0 else OccludeImage(fraction, seed, occluder),
+            max_images=max_images,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            desc=f"occluded {fraction:g}",
+            proposals=proposals,
+        )
+        values.append(float(result["mAP"]))
+    bar.close()
+    return {
+        "fractions": list(fractions),
+        "mAP": values,
+        "coverage": (
+            measure_coverage(split, fractions, seed=seed, occluder=occluder, max_images=max_images)
+            if coverage
+            else None
+        ),
+        "metric": metric,
+        "split": split.name,
+        "images": _images(split, max_images),
+        "seed": seed,
+    }
+
+
+def summary_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """A Markdown table of several detectors' corruption summaries (P, mPC, rPC and the groups), in %."""
+    groups = [
+        g
+        for g in ("noise", "blur", "weather", "digital", "extra")
+        if any(g in r["groups"] for r in results.values())
+    ]
+    header = ["method", "P", "mPC", "rPC", *groups]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    for label, r in results.items():
+        cells = [label, pct(r["P"]), pct(r["mPC"]), pct(r["rPC"]), *(pct(r["groups"].get(g)) for g in groups)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
