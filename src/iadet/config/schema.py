@@ -15,7 +15,9 @@ class ModelConfig:
     detector: str = "faster_rcnn"
     """``faster_rcnn``, ``fast_rcnn`` (external proposals) or ``mask_rcnn``."""
     backbone: str = "resnet50_fpn"
-    """See :data:`iadet.modeling.backbones.BACKBONES`."""
+    """``vgg16``, ``resnet50_c4``, ``resnet101_c4``, ``resnet50_fpn``, ``resnet101_fpn``, ``resnext101_32x4d_fpn``,
+    ``resnext101_32x8d_fpn``, ``resnext101_64x4d_fpn``, ``mobilenet_v3_fpn`` or ``tiny``; see
+    :data:`iadet.modeling.backbones.BACKBONES`."""
     weights: str | None = None
     """Whole-detector weights: a torchvision weights name (``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``) or a
     local ``.pth`` path. A box predictor of another class count is re-initialised (fine-tuning)."""
@@ -27,8 +29,10 @@ class ModelConfig:
     max_size: int = 1333
     rpn_pre_nms_top_n_train: int = 2000
     rpn_post_nms_top_n_train: int = 2000
+    """Proposals per image kept after the RPN's NMS in training; for ``fast_rcnn``, the external proposals kept."""
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
+    """As ``rpn_post_nms_top_n_train``, at inference (Fast R-CNN tests on 2000 selective-search boxes)."""
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
     """Sampled RoIs per image for the box head (the papers: 128 per image, 256 per batch of 2)."""
