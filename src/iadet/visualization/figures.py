@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from iadet.modeling.methods.head import gt_probabilities
 from iadet.visualization.attention import channel_attention, roi_attention, top_affected_channels
 from iadet.visualization.heatmaps import Grid, heatmap_overlay, roi_crop
 
@@ -65,37 +66,37 @@ def attention_figure(
     """
     mask_options = dict(mask_options or {})
     crops = [roi_crop(image, box.tolist(), tile) for box in boxes]
-    views = []  # per model: (name, attention, per-channel maps, inverted maps, top channels)
-    for name, model in models:
+    # per detector, the rows it contributes to every object: (variant, per-channel maps, overall, p(class))
+    variants: list[tuple[str, list[tuple[str, Tensor, Tensor, Tensor, Tensor]]]] = []
+    for k, (name, model) in enumerate(models):
         device = next(model.parameters()).device
         att = roi_attention(model, _tensor(image, device), boxes, labels)
         mask = att.inverted(**mask_options)
         top = top_affected_channels(att.features, att.weights, mask, channels)
-        views.append(
-            (
-                name,
-                att,
-                channel_attention(att.features, att.weights),
-                channel_attention(att.features, att.weights, mask),
-                top,
-            )
-        )
+        rows_of_model = [
+            ("attention", channel_attention(att.features, att.weights), att.attention, att.probability, top)
+        ]
+        if k == 0:
+            inverted = channel_attention(att.features, att.weights, mask)
+            masked = (att.features * mask).to(device)
+            probability = gt_probabilities(masked, labels.to(device), model.roi_heads.score_fn).cpu()
+            rows_of_model.append(("inverted (IA)", inverted, inverted.sum(1), probability, top))
+        variants.append((name, rows_of_model))
     row_labels: list[str] = []
     rows: list[list[tuple[np.ndarray, str]]] = []
     for n in range(len(boxes)):
         cls = _class_name(classes, int(labels[n]))
-        for k, (name, att, maps, inverted_maps, top) in enumerate(views):
-            variants = [("attention", maps[n], att.attention[n])]
-            if k == 0:
-                variants.append(("inverted (IA)", inverted_maps[n], inverted_maps[n].sum(0)))
-            for variant, per_channel, overall in variants:
+        for k, (name, rows_of_model) in enumerate(variants):
+            for variant, per_channel, overall, probability, top in rows_of_model:
                 if k == 0 and variant == "attention" and scores is not None:
                     caption = f"{cls} {float(scores[n]):.2f}"
                 else:
-                    caption = f"p({cls}) {float(att.probability[n]):.2f}"
+                    caption = f"p({cls}) {float(probability[n]):.2f}"
                 row = [(crops[n], caption)]
-                row += [(heatmap_overlay(crops[n], per_channel[c]), f"channel {c}") for c in top[n].tolist()]
-                row.append((heatmap_overlay(crops[n], overall), "overall"))
+                row += [
+                    (heatmap_overlay(crops[n], per_channel[n, c]), f"channel {c}") for c in top[n].tolist()
+                ]
+                row.append((heatmap_overlay(crops[n], overall[n]), "overall"))
                 rows.append(row)
                 row_labels.append(f"object {n + 1} {name}: {variant}")
     grid = Grid(

@@ -1,0 +1,244 @@
+"""``iadet robustness``: the corruption benchmark (P / mPC / rPC) and the occlusion sweep."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from iadet.cli.common import choose_device, positive_int
+
+DESCRIPTION = """\
+Corruption benchmark (Michaelis et al. 2019): the detector's mAP on the clean split (P) and under
+each corruption at each severity, applied to the original images, seeded per image; mPC is the
+mean over corruptions and severities, rPC = mPC / P. Writes OUTPUT/robustness.json and
+OUTPUT/severity.png (updated after every corruption and severity, "complete": false until the end).
+Occlusion sweep (--occlusion): mAP with occluders from a held-out texture source pasted over the
+given fraction of every ground-truth box; writes OUTPUT/occlusion.json and OUTPUT/occlusion.png,
+one curve per checkpoint. With several checkpoints each gets OUTPUT/<label>/ for its corruption
+results, and OUTPUT/corruption_summary.png and OUTPUT/severity_comparison.png compare them.
+VOC-layout data is scored with VOC07 mAP@0.5, COCO with COCO AP (override with --metric)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "robustness",
+        help="corruption benchmark (P/mPC/rPC) and occlusion sweep",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", nargs="+", required=True, metavar="CKPT", help="one or more checkpoints")
+    p.add_argument(
+        "--label", nargs="+", default=None, help="a name per checkpoint (default: its run directory)"
+    )
+    p.add_argument("--data", default=None, help="dataset directory (default: each checkpoint's data.root)")
+    p.add_argument("--config", default=None, help="config for a bare state dict without config.yaml")
+    p.add_argument("--split", default=None, help="split to evaluate (default: data.test_split)")
+    p.add_argument(
+        "--corruptions",
+        default=None,
+        help="benchmark (the 15), all (+4 extra), noise, blur, weather, digital, or NAME,NAME "
+        "(default: benchmark, unless only --occlusion is given)",
+    )
+    p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated, 1 to 5 (default: all five)")
+    p.add_argument(
+        "--occlusion",
+        default=None,
+        metavar="FRACTIONS",
+        help="occluded fractions of every ground-truth box, e.g. 0,0.1,0.2,0.3,0.4,0.5,0.6",
+    )
+    p.add_argument("--max-images", type=positive_int, default=None, help="evaluate the first N images only")
+    p.add_argument("--metric", choices=["voc07", "voc", "coco"], default=None)
+    p.add_argument("--seed", type=int, default=0, help="base of the per-image corruption/occluder seeds")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: eval.batch_size")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="data-loader workers, which run the corruptions (default: the CPU count, at most 8)",
+    )
+    p.add_argument("--device", default=None)
+    p.add_argument("--output", "-o", required=True, help="directory for the JSON files and plots")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=run)
+
+
+def checkpoint_labels(checkpoints: list[str], labels: list[str] | None) -> list[str]:
+    """``--label`` or, per checkpoint, its run directory's name (``runs/ia/model_final.pth`` -> ``ia``)."""
+    from iadet.errors import ConfigError
+
+    if labels is not None:
+        if len(labels) != len(checkpoints):
+            raise ConfigError(f"--label gives {len(labels)} names for {len(checkpoints)} checkpoints")
+        if len(set(labels)) != len(labels):
+            raise ConfigError("--label names must be distinct")
+        return list(labels)
+    out: list[str] = []
+    for ckpt in checkpoints:
+        path = Path(ckpt)
+        base = (
+            path.parent.name if path.stem in ("model_final", "checkpoint") and path.parent.name else path.stem
+        )
+        name, k = base or "model", 1
+        while name in out:
+            k += 1
+            name = f"{base}-{k}"
+        out.append(name)
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON via a temporary file and a rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _save_partial(
+    name: str, severity: int, value: float, *, table: dict, clean: float, path: Path, extra: dict
+) -> None:
+    """``corruption_summary``'s ``on_cell``: rewrite robustness.json with the cells so far."""
+    from iadet.robustness.metrics import performance_under_corruption
+
+    table.setdefault(name, {})[severity] = value
+    partial = performance_under_corruption(clean, table, allow_partial=True)
+    write_json(path, {**partial, "complete": False, **extra})
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from iadet.data.catalog import data_root, open_split
+    from iadet.engine.loading import load_detector
+    from iadet.errors import ConfigError
+    from iadet.robustness import plots
+    from iadet.robustness.benchmark import (
+        corruption_summary,
+        default_metric,
+        default_occluder,
+        evaluate_split,
+        occlusion_curve,
+        parse_fractions,
+        parse_severities,
+        summary_table,
+    )
+    from iadet.robustness.corruptions import resolve_corruptions
+
+    # everything the user typed is checked before any model is loaded
+    fractions = parse_fractions(args.occlusion) if args.occlusion is not None else None
+    spec = args.corruptions if args.corruptions is not None else (None if fractions else "benchmark")
+    names = resolve_corruptions(spec) if spec is not None else []
+    severities = parse_severities(args.severities)
+    labels = checkpoint_labels(args.checkpoint, args.label)
+    occluder = default_occluder() if fractions else None
+    device = choose_device(args.device)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet and sys.stderr.isatty()
+    overrides = [f"data.root={args.data}"] if args.data else []
+    num_workers = args.num_workers if args.num_workers is not None else min(os.cpu_count() or 1, 8)
+
+    corruption_results: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, Any]] = {}
+    data_of_first = None
+    for ckpt, label in zip(args.checkpoint, labels):
+        model, cfg = load_detector(ckpt, config=args.config, overrides=overrides, device=device)
+        root = data_root(cfg.data)
+        if data_of_first is None:
+            data_of_first = root
+        elif root.resolve() != data_of_first.resolve():
+            raise ConfigError(
+                f"{ckpt} was trained on {root}, {args.checkpoint[0]} on {data_of_first}: pass --data to "
+                "evaluate all checkpoints on the same data"
+            )
+        split_name = args.split or cfg.data.test_split
+        split = open_split(root, split_name, fmt=cfg.data.format, classes=cfg.data.classes)
+        metric = args.metric or default_metric(split)
+        common = dict(
+            metric=metric,
+            max_images=args.max_images,
+            batch_size=args.batch_size or cfg.eval.batch_size,
+            num_workers=num_workers,
+            seed=args.seed,
+            progress=progress,
+            proposals=cfg.data.proposals,
+        )
+        clean = evaluate_split(
+            model,
+            split,
+            device,
+            **{k: v for k, v in common.items() if k != "seed"},
+            desc=f"{label} clean",
+        )["mAP"]
+        if not args.quiet:
+            print(f"{label}: clean {metric} mAP = {100 * clean:.1f}", flush=True)
+        meta = {"label": label, "checkpoint": str(ckpt)}
+
+        if names:
+            target = out_dir / label if len(labels) > 1 else out_dir
+
+            on_cell = functools.partial(
+                _save_partial,
+                table={},
+                clean=clean,
+                path=target / "robustness.json",
+                extra={**meta, "metric": metric, "split": split_name},
+            )
+
+            result = corruption_summary(
+                model, split, device, names, severities, clean=clean, on_cell=on_cell, **common
+            )
+            result.update(meta)
+            write_json(target / "robustness.json", result)
+            plots.plot_severity(result, target / "severity.png", title=label)
+            corruption_results[label] = result
+            if not args.quiet:
+                rpc = "-" if result["rPC"] is None else f"{100 * result['rPC']:.1f} %"
+                print(
+                    f"{label}: P {100 * result['P']:.1f}  mPC {100 * result['mPC']:.1f}  rPC {rpc} "
+                    f"-> {target / 'robustness.json'}",
+                    flush=True,
+                )
+
+        if fractions:
+            curve = occlusion_curve(
+                model, split, device, fractions, occluder=occluder, clean=clean, coverage=not curves, **common
+            )
+            if curves:  # the coverage depends on the data and the seed only: measured once
+                curve["coverage"] = next(iter(curves.values()))["coverage"]
+            curves[label] = {**curve, **meta}
+            if not args.quiet:
+                points = "  ".join(f"{f:g}: {100 * v:.1f}" for f, v in zip(curve["fractions"], curve["mAP"]))
+                print(f"{label}: occluded mAP  {points}", flush=True)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    if len(corruption_results) > 1:
+        plots.plot_corruption_summary(corruption_results, out_dir / "corruption_summary.png")
+        plots.plot_severity_comparison(corruption_results, out_dir / "severity_comparison.png")
+        if not args.quiet:
+            print(summary_table(corruption_results))
+    if curves:
+        first = next(iter(curves.values()))
+        occlusion = {
+            "fractions": first["fractions"],
+            "coverage": first["coverage"],
+            "metric": first["metric"],
+            "split": first["split"],
+            "images": first["images"],
+            "seed": args.seed,
+            "curves": {
+                label: {"checkpoint": c["checkpoint"], "mAP": c["mAP"]} for label, c in curves.items()
+            },
+        }
+        write_json(out_dir / "occlusion.json", occlusion)
+        plots.plot_occlusion(curves, out_dir / "occlusion.png")
+        if not args.quiet:
+            print(f"occlusion sweep -> {out_dir / 'occlusion.json'}, {out_dir / 'occlusion.png'}")
+    return 0
