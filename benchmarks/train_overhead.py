@@ -30,7 +30,13 @@ from iadet.engine.trainer import train
 from iadet.modeling.methods import method_names
 
 # Methods whose interesting phase starts later (A-Fast-RCNN's stages) are timed in that phase.
-METHOD_OVERRIDES: dict[str, list[str]] = {}
+_JOINT = ["method.warmup_iters=0", "method.pretrain_iters=0"]  # A-Fast-RCNN's stage (c) from iteration 0
+METHOD_OVERRIDES: dict[str, list[str]] = {
+    "asdn": _JOINT,
+    "fixed-asdn": _JOINT,
+    "asdn+astn": _JOINT,
+    "astn": ["method.warmup_iters=0"],
+}
 
 BACKBONE_OVERRIDES: dict[str, list[str]] = {
     "tiny": ["train.batch_size=4"],
