@@ -111,3 +111,14 @@ def test_astn_rotates_foreground_rois_with_detached_angles_and_only_its_loss_tra
     grads = torch.autograd.grad(adversary_loss, method.adversary_parameters())
     assert all(g.abs().sum() > 0 for g in grads[-2:])  # fc3
     assert head.fc.weight.grad is None
+
+
+def test_large_maps_are_pooled_before_the_localisation_network():
+    assert ASTN.input_size(14, 14, 7) == (7, 7) and ASTN.input_size(7, 7, 7) == (7, 7)
+    assert ASTN.input_size(14, 14, 0) == (14, 14)
+    astn = ASTN(16 * 7 * 7, hidden=8, pool=7)  # a C4 head's 14 x 14 read at 7 x 7
+    with torch.no_grad():
+        astn.fc3.weight.normal_()
+        assert astn(torch.randn(3, 16, 14, 14)).shape == (3, 4)
+        x = torch.randn(3, 16, 14, 14)
+        assert torch.equal(astn(x), astn(F.avg_pool2d(x, 2)))

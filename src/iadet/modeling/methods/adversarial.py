@@ -221,6 +221,9 @@ class ASTNParams(AdversaryParams):
     """Bound on each angle in degrees (the paper: 10, clockwise and anti-clockwise)."""
     hidden: int = 0
     """Width of the localisation network's hidden layers; 0: the box head's (``fc6`` out), else 1024."""
+    pool: int = 7
+    """The localisation network reads the features average-pooled to at most ``pool x pool`` (a C4
+    head's 14 x 14 -> 7 x 7); 0: never pooled."""
     init_from_head: bool = True
     """Initialise its first two layers from the box head's ``fc6``/``fc7`` when the shapes fit."""
     objective: str = "max-loss"
@@ -273,7 +276,8 @@ class AdversarialMethod(StagedMethod):
             head = model.roi_heads.box_head
             fc6 = getattr(head, "fc6", None)
             hidden = p.hidden or (fc6.out_features if isinstance(fc6, nn.Linear) else 1024)
-            self.astn = ASTN(c * h * w, hidden, p.blocks, p.max_angle)
+            ph, pw = ASTN.input_size(h, w, p.pool)
+            self.astn = ASTN(c * ph * pw, hidden, p.blocks, p.max_angle, p.pool)
             if p.init_from_head:
                 self.astn.init_from_head(head)
 

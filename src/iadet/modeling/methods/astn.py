@@ -29,12 +29,18 @@ OBJECTIVES = ("max-loss", "background")
 
 
 class ASTN(nn.Module):
-    """Localisation network: ``(N, C, H, W) -> (N, blocks)`` angles in radians, in ``[-max, max]``."""
+    """Localisation network: ``(N, C, H, W) -> (N, blocks)`` angles in radians, in ``[-max, max]``.
+
+    ``in_features`` is ``C * h * w`` of the features after ``pool``: maps larger than ``pool x pool``
+    (a C4 head's 14 x 14) are average-pooled to it first, so the first layer stays the size of
+    the paper's (``fc6`` on 7 x 7); 0 never pools.
+    """
 
     def __init__(
-        self, in_features: int, hidden: int = 1024, blocks: int = 4, max_angle: float = 10.0
+        self, in_features: int, hidden: int = 1024, blocks: int = 4, max_angle: float = 10.0, pool: int = 7
     ) -> None:
         super().__init__()
+        self.pool = pool
         self.fc1 = nn.Linear(in_features, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, blocks)
@@ -56,7 +62,15 @@ class ASTN(nn.Module):
                 ours.bias.copy_(theirs.bias)
         return True
 
+    @staticmethod
+    def input_size(height: int, width: int, pool: int = 7) -> tuple[int, int]:
+        """The spatial size the localisation network reads for ``height x width`` features."""
+        return (min(height, pool), min(width, pool)) if pool else (height, width)
+
     def forward(self, features: Tensor) -> Tensor:
+        size = self.input_size(features.shape[2], features.shape[3], self.pool)
+        if size != tuple(features.shape[2:]):
+            features = F.adaptive_avg_pool2d(features, size)
         x = features.flatten(1)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
