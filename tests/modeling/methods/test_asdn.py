@@ -190,20 +190,21 @@ def test_joint_stage_targets_only_the_masks_that_lowered_p_gt_enough():
     weights = torch.zeros(2, h, w)
     weights[0] = 0.2  # class 1 depends on every cell: p[gt] 0.86 -> 0.23 for any 15-cell drop
     head = CellHead(weights, background=8.0)  # class 2 depends on nothing: no drop lowers p[gt]
-    features = torch.ones(4, 1, h, w)
-    labels = torch.tensor([1, 2, 0, 1])
-    method = _asdn_method()
+    features = torch.ones(8, 1, h, w)
+    labels = torch.tensor([1, 2, 0, 1, 1, 2, 0, 1])  # two images of four RoIs
+    method = _asdn_method(image_share=0.5)
     method.start_iteration(0, 10)
-    batch = _batch(labels)
+    batch = _batch(labels, images=2)
     out = method(features.clone().requires_grad_(True), labels, head, batch)
 
     dropped = out.detach() == 0
-    assert dropped[[0, 1, 3]].flatten(1).sum(1).tolist() == [15, 15, 15]  # foreground RoIs only
-    assert not bool(dropped[2].any())
+    assert not bool(dropped[:4].any())  # the first image stays clean
+    assert dropped[[4, 5, 7]].flatten(1).sum(1).tolist() == [15, 15, 15]  # foreground RoIs only
+    assert not bool(dropped[6].any())
     assert batch.stats["asdn_valid"] == pytest.approx(2 / 3)  # the two class-1 RoIs
-    logits = method.asdn(features[[0, 3]])
-    bce = F.binary_cross_entropy_with_logits(logits, dropped[[0, 3], 0].float(), reduction="sum")
-    expected = 0.0025 * bce / (4 * h * w)  # the code: normalised by all RoIs of the masked image
+    logits = method.asdn(features[[4, 7]])
+    bce = F.binary_cross_entropy_with_logits(logits, dropped[[4, 7], 0].float(), reduction="sum")
+    expected = 0.0025 * bce / (8 * h * w)  # the code: normalised by all sampled RoIs and cells
     assert batch.adversary_losses["loss_asdn"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 

@@ -91,16 +91,12 @@ def adversarial_images(iteration: int, num_images: int, share: float) -> list[bo
     return out
 
 
-def selected_foreground(
-    labels: Tensor, batch: RoIBatch, iteration: int, share: float
-) -> tuple[Tensor, Tensor]:
-    """``(index, in_images)``: the foreground RoIs of the chosen images (``(n,)`` int64) and the mask
-    ``(N,)`` of all RoIs of the chosen images."""
+def selected_foreground(labels: Tensor, batch: RoIBatch, iteration: int, share: float) -> Tensor:
+    """Indices ``(n,)`` of the foreground RoIs of the images :func:`adversarial_images` chooses."""
     chosen = torch.tensor(
         adversarial_images(iteration, len(batch.proposals), share), dtype=torch.bool, device=labels.device
     )
-    in_images = chosen[batch.image_index]
-    return torch.nonzero(in_images & (labels > 0)).squeeze(1), in_images
+    return torch.nonzero(chosen[batch.image_index] & (labels > 0)).squeeze(1)
 
 
 @dataclass
@@ -336,7 +332,7 @@ class AdversarialMethod(StagedMethod):
         """Stage (c): mask (ASDN) and rotate (ASTN) the chosen foreground RoIs; train the adversaries."""
         p = self.params
         n_all, _, h, w = features.shape
-        index, in_images = selected_foreground(labels, batch, self.iteration, p.image_share)
+        index = selected_foreground(labels, batch, self.iteration, p.image_share)
         n = index.numel()
         x = features[index].detach().float()  # the adversaries' input: no gradient to the backbone
         fg_labels = labels[index]
@@ -351,7 +347,7 @@ class AdversarialMethod(StagedMethod):
                 keep = (~drop).unsqueeze(1).float()  # (n, 1, H, W), a constant
                 if train_asdn:
                     batch.adversary_losses["loss_asdn"] = p.loss_weight * self._asdn_joint_loss(
-                        x, keep, drop, logits, fg_labels, score_fn, in_images, batch
+                        x, keep, drop, logits, fg_labels, score_fn, n_all, batch
                     )
                 x = x * keep
             if self.astn is not None:
@@ -385,10 +381,12 @@ class AdversarialMethod(StagedMethod):
         logits: Tensor,
         labels: Tensor,
         score_fn: ScoreFn,
-        in_images: Tensor,
+        n_all: int,
         batch: RoIBatch,
     ) -> Tensor:
-        """Eq. 1 on the sampled masks that lowered ``p[gt]`` by more than ``drop_threshold``."""
+        """Eq. 1 on the sampled masks that lowered ``p[gt]`` by more than ``drop_threshold``, summed
+        and divided by all ``n_all`` sampled RoIs of the iteration times the cells: the released code
+        divides by the RoIs of the masked image, and Caffe's ``iter_size: 2`` halves that again."""
         assert self.asdn is not None
         if x.shape[0] == 0:
             return _zero_loss(self.asdn)
@@ -398,7 +396,7 @@ class AdversarialMethod(StagedMethod):
         _, _, h, w = x.shape
         batch.stats["asdn_valid"] = float(valid.float().mean())
         batch.stats["asdn_p_drop"] = float((p_before - p_after).mean())
-        return joint_loss(logits, drop, valid, int(in_images.sum()) * h * w)
+        return joint_loss(logits, drop, valid, n_all * h * w)
 
 
 class ASDNMethod(AdversarialMethod):

@@ -177,8 +177,8 @@ def pretrain_loss(logits: Tensor, targets: Tensor) -> Tensor:
 def joint_loss(logits: Tensor, drop: Tensor, valid: Tensor, normaliser: int) -> Tensor:
     """Eq. 1 on the sampled masks that met the rule: ``sum_{valid n, ij} BCE / normaliser``.
 
-    The released code sums over the valid RoIs and divides by all RoIs of the masked image times
-    the cells (``normaliser``); its loss weight (0.0025) is applied by the caller.
+    The caller passes all sampled RoIs of the iteration times the cells as ``normaliser`` (the
+    released code's normalisation) and applies the loss weight (0.0025).
     """
     bce = F.binary_cross_entropy_with_logits(logits.float(), drop.float(), reduction="none")
     return (bce.sum(dim=(1, 2)) * valid.float()).sum() / max(int(normaliser), 1)

@@ -53,7 +53,7 @@ class _DropoutBaseline(StagedMethod):
         if self.stage == "warmup":
             batch.stats["adv_rois"] = 0.0
             return features
-        index, _ = selected_foreground(labels, batch, self.iteration, self.params.image_share)
+        index = selected_foreground(labels, batch, self.iteration, self.params.image_share)
         batch.stats["adv_rois"] = index.numel() / max(features.shape[0], 1)
         if index.numel() == 0:
             return features
