@@ -106,6 +106,31 @@ def test_gradient_isolation_inside_the_detector(name):
     assert any(g is not None and bool(g.ne(0).any()) for g in grads)
 
 
+def test_the_adversary_optimiser_follows_caffe_for_the_asdn_and_spares_the_astn_decay():
+    method, _ = _joint_method("asdn+astn", lr=0.01, astn_lr=0.05, weight_decay=0.001)
+    groups = method.make_adversary_optimizer().param_groups
+    asdn = {id(p) for p in method.asdn.parameters()}
+    astn = {id(p) for p in method.astn.parameters()}
+    by_kind = {}
+    for g in groups:
+        ids = {id(p) for p in g["params"]}
+        kind = (
+            "astn"
+            if ids <= astn
+            else "asdn-bias"
+            if all(p.dim() == 1 for p in g["params"])
+            else "asdn-weight"
+        )
+        assert ids <= asdn or ids <= astn
+        by_kind[kind] = (g["lr"], g["weight_decay"], g["momentum"])
+    assert by_kind == {
+        "asdn-weight": (0.01, 0.001, 0.9),
+        "asdn-bias": (0.02, 0.0, 0.9),
+        "astn": (0.05, 0.0, 0.9),
+    }
+    assert sum(len(g["params"]) for g in groups) == len(method.adversary_parameters())
+
+
 @pytest.mark.parametrize("name", ADVERSARIAL + BASELINES)
 def test_methods_run_under_cpu_autocast_with_an_image_without_objects(name):
     torch.manual_seed(0)

@@ -226,6 +226,9 @@ class ASTNParams(AdversaryParams):
     """``max-loss``: maximise the detector's classification loss (Sec. 3); ``background``: push the
     foreground RoIs to the background class (Sec. 4.2.2)."""
     astn_loss_weight: float = 1.0
+    astn_lr: float | None = None
+    """The ASTN's learning rate; ``None``: ``method.lr``. Its last layer starts at zero (the identity),
+    so the angles grow from 0 as it learns; short runs may want more than 0.001."""
 
 
 @dataclass
@@ -290,7 +293,8 @@ class AdversarialMethod(StagedMethod):
         if self.astn is not None:
             # no weight decay: during ASDN pre-training the engine hands the idle ASTN zero
             # gradients, and decay would then shrink it
-            groups.append({"params": list(self.astn.parameters()), "lr": p.lr, "weight_decay": 0.0})
+            lr = p.astn_lr if p.astn_lr is not None else p.lr
+            groups.append({"params": list(self.astn.parameters()), "lr": lr, "weight_decay": 0.0})
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum) if groups else None
 
     # --- the hook -------------------------------------------------------------------------
