@@ -68,3 +68,10 @@ def test_plot_corruption_summary_and_occlusion(tmp_path: Path) -> None:
 def test_metric_labels(metric) -> None:
     label = plots._metric_label({"metric": metric})
     assert ("COCO" in label) == (metric == "coco") and label.endswith("(%)")
+
+
+def test_mean_curve_skips_severities_not_run() -> None:
+    r = {"P": 0.8, "corruptions": {"fog": {"1": 0.6, "5": 0.2}, "snow": {"1": 0.4, "3": 0.3}}}
+    x, y = plots._mean_curve(r)
+    assert x == [0, 1, 3, 5]
+    assert y == pytest.approx([80.0, 50.0, 30.0, 20.0])

@@ -120,6 +120,11 @@ def _items(args: argparse.Namespace, model, cfg):
                 None,
             )
         return
+    if getattr(model, "needs_proposals", False):
+        raise ConfigError(
+            f"{args.checkpoint if isinstance(args.checkpoint, str) else args.checkpoint[0]} is a Fast R-CNN "
+            "detector without proposals for arbitrary images: use --split (its ground-truth objects)"
+        )
     device = next(model.parameters()).device
     for path in collect_images(args.inputs):
         image = np.asarray(load_image(path))

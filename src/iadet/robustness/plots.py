@@ -47,6 +47,17 @@ def _curve(result: Mapping[str, Any], name: str) -> tuple[list[int], list[float]
     return severities, [_percent(result["P"]), *(_percent(row[str(s)]) for s in severities[1:])]
 
 
+def _mean_curve(result: Mapping[str, Any]) -> tuple[list[int], list[float]]:
+    """Clean P, then per severity the mean over the corruptions run at it (severities not run are left out)."""
+    x, y = [0], [_percent(result["P"])]
+    for s in SEVERITIES:
+        cells = [row[str(s)] for row in result["corruptions"].values() if str(s) in row]
+        if cells:
+            x.append(s)
+            y.append(_percent(sum(cells) / len(cells)))
+    return x, y
+
+
 def _metric_label(result: Mapping[str, Any]) -> str:
     return {"voc07": "VOC07 mAP@0.5 (%)", "voc": "VOC mAP@0.5 (%)", "coco": "COCO AP (%)"}.get(
         str(result.get("metric")), "mAP (%)"
@@ -108,12 +119,7 @@ def plot_severity_comparison(
     for ax, panel in zip(axes, panels):
         for label, result in results.items():
             if panel == "mean":
-                rows_run = list(result["corruptions"].values())
-                x = [0, *SEVERITIES]
-                y = [_percent(result["P"])]
-                for s in SEVERITIES:
-                    cells = [row[str(s)] for row in rows_run if str(s) in row]
-                    y.append(_percent(sum(cells) / len(cells)) if cells else math.nan)
+                x, y = _mean_curve(result)
             elif panel in result["corruptions"]:
                 x, y = _curve(result, panel)
             else:
