@@ -224,6 +224,52 @@ def test_real_occluder_covers_the_requested_fraction(split) -> None:
     np.testing.assert_allclose(coverage[1:], fractions[1:], atol=0.1)
 
 
+def coco_copy(split, root) -> object:
+    """The toy split as a COCO dataset (``annotations/instances_val.json``, images under ``val/``)."""
+    import json
+    import shutil
+
+    (root / "annotations").mkdir(parents=True)
+    (root / "val").mkdir()
+    images, annotations = [], []
+    for k, record in enumerate(split.records, start=1):
+        shutil.copy(record.path, root / "val" / record.path.name)
+        images.append(
+            {"id": k, "file_name": record.path.name, "width": record.width, "height": record.height}
+        )
+        for box, label in zip(record.boxes, record.labels):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            w, h = x2 - x1 + 1, y2 - y1 + 1
+            bbox = [x1, y1, w, h]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": k,
+                    "category_id": int(label),
+                    "bbox": bbox,
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": i, "name": n} for i, n in enumerate(split.classes, start=1)]
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(data))
+    return open_split(root, "val")
+
+
+def test_coco_data_is_scored_with_coco_ap(split, tmp_path) -> None:
+    coco = coco_copy(split, tmp_path / "coco")
+    assert coco.format == "coco" and default_metric(coco) == "coco"
+    result = corruption_summary(ColourDetector(), coco, "cpu", "brightness", [1], num_workers=0)
+    assert result["metric"] == "coco"
+    # the colour boxes are the annotated pixels exactly: AP@[.5:.95] is high but the boxes are
+    # 1 pixel smaller than COCO's continuous extent, so not every IoU threshold is met
+    assert 0.5 < result["P"] <= 1.0
+    clean = evaluate_split(ColourDetector(), coco, "cpu", num_workers=0)
+    assert clean["metric"] == "coco" and clean["mAP"] == pytest.approx(result["P"])
+    assert clean["AP50"] == pytest.approx(1.0)  # every box found at IoU 0.5
+
+
 def test_summary_table() -> None:
     results = {
         "none": {"P": 0.8, "mPC": 0.4, "rPC": 0.5, "groups": {"noise": 0.3, "blur": 0.5}},
