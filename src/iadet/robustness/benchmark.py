@@ -46,6 +46,7 @@ __all__ = [
     "occlusion_curve",
     "parse_fractions",
     "parse_severities",
+    "summary_table",
 ]
 
 Occluder = Callable[[np.ndarray, np.ndarray, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]

@@ -66,7 +66,7 @@ def attention_figure(
     """
     mask_options = dict(mask_options or {})
     crops = [roi_crop(image, box.tolist(), tile) for box in boxes]
-    # per detector, the rows it contributes to every object: (variant, per-channel maps, overall, p(class))
+    # per detector, its rows for every object: (variant, per-channel maps, overall map, p(class), top channels)
     variants: list[tuple[str, list[tuple[str, Tensor, Tensor, Tensor, Tensor]]]] = []
     for k, (name, model) in enumerate(models):
         device = next(model.parameters()).device
