@@ -100,14 +100,16 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def _save_partial(
-    name: str, severity: int, value: float, *, table: dict, clean: float, path: Path, extra: dict
+    name: str, severity: int, value: float, *, table: dict, clean: float, path: Path, extra: dict, log: bool
 ) -> None:
-    """``corruption_summary``'s ``on_cell``: rewrite robustness.json with the cells so far."""
+    """``corruption_summary``'s ``on_cell``: rewrite robustness.json with the cells so far (and log one line)."""
     from iadet.robustness.metrics import performance_under_corruption
 
     table.setdefault(name, {})[severity] = value
     partial = performance_under_corruption(clean, table, allow_partial=True)
     write_json(path, {**partial, "complete": False, **extra})
+    if log:
+        print(f"{extra['label']}: {name} severity {severity}: mAP {100 * value:.1f}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
                 clean=clean,
                 path=target / "robustness.json",
                 extra={**meta, "metric": metric, "split": split_name},
+                log=not args.quiet and not progress,  # a line per cell when there is no progress bar
             )
 
             result = corruption_summary(
