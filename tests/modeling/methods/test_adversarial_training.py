@@ -210,7 +210,7 @@ def _final(out: Path) -> tuple[dict, dict]:
 
 RESUMES = [
     ("asdn", (1, 3, 5)),  # stopped in (a), in (b), in (c)
-    ("asdn+astn", (3, 5)),
+    ("asdn+astn", (5,)),
     ("fixed-asdn", (5,)),
     ("astn", (4,)),
     ("random-dropout", (3,)),
