@@ -12,7 +12,8 @@ Instead of sampling 25% foreground / 75% background RoIs at random, OHEM
 4. trains the box head on those RoIs only (``batch.keep``); the hook's ``fastrcnn_loss`` then
    averages over them.
 
-``batch_size_per_image`` defaults to ``model.box_batch_size_per_image`` (the paper: 64 of 128).
+``batch_size_per_image`` defaults to ``model.box_batch_size_per_image`` (the OHEM paper: B = 128 RoIs over
+N = 2 images, 64 per image).
 """
 
 from __future__ import annotations
