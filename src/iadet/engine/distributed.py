@@ -92,6 +92,10 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
         return
     for p in params:
         if p.grad is not None:
+            if not p.grad.is_contiguous():
+                # torch.autograd.grad may hand back an expanded view (stride 0, e.g. the gradient of
+                # a plain sum); an in-place all_reduce on it corrupts memory under gloo
+                p.grad = p.grad.contiguous()
             dist.all_reduce(p.grad)
             p.grad /= world_size()
 
