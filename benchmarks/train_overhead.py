@@ -45,7 +45,14 @@ BACKBONE_OVERRIDES: dict[str, list[str]] = {
 
 
 def run_once(
-    backbone: str, method: str, size: int, iters: int, seed: int, work: Path, device: str
+    backbone: str,
+    method: str,
+    size: int,
+    iters: int,
+    seed: int,
+    work: Path,
+    device: str,
+    data: str | None = None,
 ) -> list[float]:
     out = work / f"{backbone}-{method}-{seed}-{time.monotonic_ns()}"
     overrides = [
@@ -61,6 +68,7 @@ def run_once(
         f"train.seed={seed}",
         f"train.device={device}",
         "data.num_workers=2",
+        *([f"data.root={data}"] if data else []),
         *BACKBONE_OVERRIDES.get(backbone, []),
         *METHOD_OVERRIDES.get(method, []),
     ]
@@ -78,6 +86,7 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=3, help="first iterations of each run left out")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin repetitions")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", default=None, help="dataset directory (default: the built-in quick data)")
     parser.add_argument("--output", default="benchmarks/results/train_overhead.json")
     args = parser.parse_args()
 
@@ -99,7 +108,7 @@ def main() -> None:
             for r in range(args.rounds):
                 for method in methods:
                     times[method] += run_once(
-                        backbone, method, args.size, args.iters, r, Path(tmp), args.device
+                        backbone, method, args.size, args.iters, r, Path(tmp), args.device, args.data
                     )[args.skip :]
             base = statistics.median(times["none"])
             table[backbone] = {
