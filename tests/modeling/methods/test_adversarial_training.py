@@ -315,3 +315,28 @@ def test_batch_size_one_and_images_without_objects(tmp_path: Path, name: str):
         # batch size 1: every other image is adversarial (iterations 5, 7 of the joint stage 4-7)
         assert [r["adv_stage"] for r in rows] == [0, 0, 1, 1, 2, 2, 2, 2]
         assert all(r["adv_rois"] == 0 for r in rows[4::2])
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stay_in_step_when_only_one_has_adversarial_rois(tmp_path: Path):
+    """2 gloo processes, one image each: with image_share 1/2 only rank 1's image is adversarial,
+    and half the images hold no object; every rank must still average the same adversary losses."""
+    import subprocess
+    import sys
+
+    root = make_voc(tmp_path / "voc", n_train=8, n_test=2)
+    for i in (1, 2, 5):
+        write_voc_xml(root / "Annotations" / f"{i:06d}.xml", f"{i:06d}.jpg", 96, 72, [])
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "iadet"]
+    cmd += ["train", "--config", "quick", "--output", str(out), "--quiet"]
+    for o in [*tiny_overrides(root, 6), "train.eval_at_end=false", "method.name=asdn+astn", *STAGES]:
+        cmd += ["--set", o]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IADET_DIST_TIMEOUT": "60"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["type"] == "train"]
+    assert [r["adv_stage"] for r in rows] == [0, 0, 1, 1, 2, 2]
+    assert all("loss_asdn" in r and "loss_astn" in r for r in rows[4:])
+    adversary = torch.load(out / "checkpoint.pth", weights_only=True)["adversary"]
+    assert {k.split(".")[0] for k in adversary["state"]} == {"asdn", "astn"}

@@ -258,3 +258,13 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
     assert batch.adversary_losses == {}
     assert torch.equal(out[:2], features[:2])  # the first image stays clean
     assert (out[2:] == 0).flatten(1).sum(1).tolist() == [15, 15]
+
+
+def test_the_zero_loss_gives_dense_zero_gradients():
+    method = _asdn_method()
+    method.start_iteration(0, 10)
+    labels = torch.zeros(2, dtype=torch.int64)
+    batch = _batch(labels)
+    method(torch.rand(2, 1, 7, 7), labels, CellHead(torch.ones(2, 7, 7)), batch)
+    grads = torch.autograd.grad(batch.adversary_losses["loss_asdn"], method.adversary_parameters())
+    assert all(g.is_contiguous() and bool(g.eq(0).all()) for g in grads)  # safe for an in-place all_reduce

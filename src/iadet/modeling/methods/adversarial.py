@@ -162,8 +162,9 @@ class StagedMethod(RoIMethod):
 
 def _zero_loss(module: nn.Module) -> Tensor:
     """A zero that depends on every parameter of ``module``: every rank of a DDP run then has a
-    gradient (zeros) for the engine to average, even with no foreground RoI."""
-    return sum(p.sum() for p in module.parameters()) * 0.0
+    gradient (zeros) for the engine to average, even with no foreground RoI. ``(p * 0).sum()``,
+    not ``p.sum() * 0``: its gradients are dense tensors, not expanded views."""
+    return sum((p * 0.0).sum() for p in module.parameters())
 
 
 # ----------------------------------------------------------------------------------------------
