@@ -249,6 +249,7 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
         resolve_method_params({"name": "fixed-asdn", "warmup_iters": 0, "pretrain_iters": 0})
     )
     assert method.params.joint_update is False
+    assert build_method({"name": "fixed-asdn"}).params.joint_update is False  # the preset, also here
     method.asdn = ASDN(1, width=8)
     method.start_iteration(0, 10)
     labels = torch.tensor([1, 1, 1, 1])

@@ -153,13 +153,15 @@ def resolve_method_params(raw: Mapping[str, Any], origin: str = "config") -> dic
 
 
 def build_method(method_config: Mapping[str, Any]) -> RoIMethod:
-    """Instantiate the method of a resolved ``method`` section."""
+    """Instantiate the method of a ``method`` section; keys it leaves out take the registered
+    preset's defaults (``fixed-asdn``, ``ia-code``), as :func:`resolve_method_params` does."""
     _load_all()
     config = dict(method_config)
     name = config.pop("name", "none")
     if name not in METHODS:
         raise ConfigError(f"unknown method '{name}'; valid methods: {', '.join(METHODS)}")
-    cls = METHODS[name][0]
+    cls, defaults, _ = METHODS[name]
+    config = {**defaults, **config}
     fields = {f.name for f in dataclasses.fields(cls.Params)}
     unknown = set(config) - fields
     if unknown:
