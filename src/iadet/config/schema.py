@@ -26,20 +26,29 @@ class ModelConfig:
     trainable_backbone_layers: int | None = None
     """ResNet stages left trainable (0-5); ``None`` = the backbone's default (3 with pretrained weights)."""
     min_size: int = 800
+    """Resize so the shorter side is ``min_size`` (torchvision's GeneralizedRCNNTransform; the papers: 600)."""
     max_size: int = 1333
+    """... unless the longer side would exceed ``max_size`` (the papers: 1000)."""
     rpn_pre_nms_top_n_train: int = 2000
+    """RPN proposals per feature level kept before NMS in training."""
     rpn_post_nms_top_n_train: int = 2000
     """Proposals per image kept after the RPN's NMS in training; for ``fast_rcnn``, the external proposals kept."""
     rpn_pre_nms_top_n_test: int = 1000
+    """As ``rpn_pre_nms_top_n_train``, at inference."""
     rpn_post_nms_top_n_test: int = 1000
     """As ``rpn_post_nms_top_n_train``, at inference (Fast R-CNN tests on 2000 selective-search boxes)."""
     rpn_batch_size_per_image: int = 256
+    """Anchors sampled per image for the RPN loss."""
     box_batch_size_per_image: int = 512
     """Sampled RoIs per image for the box head (the papers: 128 per image, 256 per batch of 2)."""
     box_positive_fraction: float = 0.25
+    """Fraction of foreground among the sampled RoIs."""
     box_score_thresh: float = 0.05
+    """Detections scoring below are dropped at inference."""
     box_nms_thresh: float = 0.5
+    """Per-class NMS IoU at inference."""
     box_detections_per_img: int = 100
+    """Detections kept per image at inference."""
 
 
 @dataclass
@@ -58,6 +67,7 @@ class DataConfig:
     """Split(s) to train on; ``+`` concatenates, ``DIR/split`` picks a sub-dataset
     (``VOC2007/trainval+VOC2012/trainval``)."""
     test_split: str = "test"
+    """Split evaluated at the end of training and by default in ``iadet eval``."""
     classes: list[str] | None = None
     """Class names (background excluded). ``None``: read from the dataset (``classes.txt``, the COCO
     categories, or the 20 VOC classes)."""
@@ -66,7 +76,9 @@ class DataConfig:
     flip: bool = True
     """Random horizontal flip (probability 0.5), as both papers."""
     aspect_ratio_grouping: bool = True
+    """Batch landscape and portrait images separately (torchvision's GroupedBatchSampler idea)."""
     num_workers: int = 2
+    """DataLoader worker processes."""
     proposals: str | None = None
     """Precomputed proposals for ``model.detector=fast_rcnn`` (pickle or ``.npz``)."""
 
@@ -74,30 +86,42 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     epochs: float = 8
+    """Length in passes over the training split (fractions allowed)."""
     max_iters: int | None = None
     """Length in iterations; overrides ``epochs`` when set."""
     batch_size: int = 2
     """Images per iteration over all processes (divided among DDP ranks)."""
     lr: float = 0.002
+    """Base learning rate of SGD (the papers: 2e-3 on VOC with batch 2)."""
     momentum: float = 0.9
+    """SGD momentum."""
     weight_decay: float = 0.0001
+    """SGD weight decay (py-faster-rcnn: 5e-4 for VGG16)."""
     lr_steps: list[float] = field(default_factory=lambda: [6.0])
     """Where the learning rate is multiplied by ``gamma``, in the unit of the schedule: epochs when
     ``epochs`` sets the length, iterations when ``max_iters`` does."""
     gamma: float = 0.1
+    """Learning-rate decay factor at each of ``lr_steps``."""
     warmup_iters: int = 100
+    """Linear warm-up iterations from ``lr * warmup_factor`` to ``lr``."""
     warmup_factor: float = 0.001
+    """Starting fraction of the learning rate during warm-up."""
     clip_grad_norm: float | None = None
+    """Clip the detector's gradient norm to this value (off when null)."""
     amp: bool = True
     """Mixed precision (only on CUDA)."""
     seed: int = 0
+    """Seeds initialisation, data order, flips and every sampling draw."""
     deterministic: bool = False
     """Deterministic algorithms and one thread order: bit-identical reruns and resumes on CPU."""
     log_every: int = 20
+    """Iterations between rows of ``metrics.jsonl`` (and TensorBoard points)."""
     checkpoint_every: int = 500
+    """Iterations between atomic writes of ``checkpoint.pth`` (also at the end and on SIGINT/SIGTERM)."""
     eval_every: int = 0
     """Evaluate on ``data.test_split`` every N iterations (0: only at the end, when ``eval_at_end``)."""
     eval_at_end: bool = True
+    """Evaluate ``data.test_split`` when training ends (writes ``eval.json``)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
 
@@ -107,8 +131,11 @@ class EvalConfig:
     metric: str = "voc07"
     """``voc07`` (11-point), ``voc`` (area, VOC2010+) or ``coco``."""
     iou: float = 0.5
+    """IoU threshold of the VOC metrics (strictly greater, as the devkit)."""
     batch_size: int = 4
+    """Images per inference batch."""
     max_images: int | None = None
+    """Evaluate on the first N images only (quick looks)."""
 
 
 SECTIONS: dict[str, type] = {
