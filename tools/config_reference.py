@@ -1,0 +1,62 @@
+"""Print the README's configuration reference (Markdown tables) from the schema's attribute docstrings.
+
+python tools/config_reference.py > /tmp/config.md
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from pathlib import Path
+
+import iadet.config.schema as schema
+from iadet.modeling.methods import METHODS
+
+
+def attribute_docs(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """``(class, field) -> (default source, docstring)`` for the dataclasses of a module."""
+    source = path.read_text()
+    docs = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for i, stmt in enumerate(node.body):
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                doc = ""
+                nxt = node.body[i + 1] if i + 1 < len(node.body) else None
+                if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                    doc = " ".join(str(nxt.value.value).split())
+                default = ast.get_source_segment(source, stmt.value) if stmt.value else ""
+                if "default_factory=lambda: " in default:
+                    default = default.split("lambda: ", 1)[1].rstrip(")")
+                docs[(node.name, stmt.target.id)] = (default, doc.replace("``", "`"))
+    return docs
+
+
+def section_table(name: str, cls: type, docs) -> str:
+    rows = [f"| `{name}.` key | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        default, doc = docs.get((cls.__name__, f.name), ("", ""))
+        rows.append(f"| `{f.name}` | `{default}` | {doc} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    docs = attribute_docs(Path(schema.__file__))
+    for name, cls in schema.SECTIONS.items():
+        print(f"#### `{name}`\n\n{section_table(name, cls, docs)}\n")
+    seen = set()
+    for method, (cls, _defaults, _doc) in METHODS.items():
+        if cls.Params in seen or not dataclasses.fields(cls.Params) or method.startswith("test-"):
+            continue
+        seen.add(cls.Params)
+
+        params_docs = attribute_docs(Path(inspect.getfile(cls.Params)))
+        users = [m for m, (c, _, _) in METHODS.items() if c.Params is cls.Params]
+        print(f"#### `method.` for {', '.join(f'`{u}`' for u in users)}\n")
+        print(section_table("method", cls.Params, params_docs) + "\n")
+
+
+if __name__ == "__main__":
+    main()
