@@ -62,9 +62,15 @@ def predict(
     desc: str = "predict",
     proposals: Proposals | str | None = None,
 ) -> Predictions:
-    """Detections for every image of ``split`` (rank 0 gets all of them; other ranks ``{}``)."""
+    """Detections for every image of ``split`` (rank 0 gets all of them; other ranks ``{}``).
+
+    A Fast R-CNN takes ``proposals`` (a file or loaded :class:`Proposals`); by default those its
+    config names (``model.data_proposals``, set by :func:`iadet.engine.loading.load_detector`).
+    """
     records = split.records[:max_images] if max_images else split.records
     if getattr(model, "needs_proposals", False):
+        if proposals is None:
+            proposals = getattr(model, "data_proposals", None)
         if proposals is None:
             raise ConfigError("model.detector=fast_rcnn needs precomputed proposals: set data.proposals=FILE")
         proposals = load_proposals(proposals) if not isinstance(proposals, Proposals) else proposals

@@ -8,6 +8,7 @@ read with ``torch.load(weights_only=True)`` and may hold a bare state dict or a 
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from iadet.errors import CheckpointError, ConfigError
 
 
 def is_weights_name(spec: str) -> bool:
-    return not Path(spec).suffix and "." in spec and not Path(spec).exists()
+    """``ResNet50_Weights.IMAGENET1K_V1``-style names (an existing file of that name wins)."""
+    return re.fullmatch(r"\w+_Weights\.\w+", spec) is not None and not Path(spec).exists()
 
 
 def read_state_dict(spec: str) -> dict[str, torch.Tensor]:
