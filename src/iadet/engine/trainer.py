@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,7 +408,11 @@ def _train(
                         p.grad = g if g is not None else torch.zeros_like(p)
                 dist.average_gradients(adv_params)
                 adv_optimizer.step()
-            scheduler.step()
+            with warnings.catch_warnings():
+                # the schedule follows the global iteration, also while the detector is frozen
+                # (A-Fast-RCNN's ASDN pre-training), where torch warns that no optimizer.step ran
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                scheduler.step()
             iteration += 1
             batch_in_epoch += 1
 
