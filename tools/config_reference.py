@@ -34,6 +34,19 @@ def attribute_docs(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
     return docs
 
 
+def inherited_docs(cls: type) -> dict[tuple[str, str], tuple[str, str]]:
+    """``attribute_docs`` keyed by ``cls``'s name, with the fields it inherits from dataclass bases: the
+    nearest class that sets a field gives its default, the nearest that documents it its docstring."""
+    merged: dict[str, tuple[str, str]] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        for (owner, field), (default, doc) in attribute_docs(Path(inspect.getfile(klass))).items():
+            if owner == klass.__name__:
+                merged[field] = (default, doc or merged.get(field, ("", ""))[1])
+    return {(cls.__name__, field): value for field, value in merged.items()}
+
+
 def section_table(name: str, cls: type, docs) -> str:
     rows = [f"| `{name}.` key | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
@@ -52,7 +65,7 @@ def main() -> None:
             continue
         seen.add(cls.Params)
 
-        params_docs = attribute_docs(Path(inspect.getfile(cls.Params)))
+        params_docs = inherited_docs(cls.Params)
         users = [m for m, (c, _, _) in METHODS.items() if c.Params is cls.Params]
         print(f"#### `method.` for {', '.join(f'`{u}`' for u in users)}\n")
         print(section_table("method", cls.Params, params_docs) + "\n")
