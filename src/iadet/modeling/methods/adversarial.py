@@ -176,6 +176,7 @@ class AdversaryParams(ScheduleParams):
     lr: float = 0.001
     """The adversary's SGD learning rate, constant (the code's solver: 0.001)."""
     momentum: float = 0.9
+    """The adversary's SGD momentum (the code's solver)."""
 
 
 @dataclass
@@ -227,6 +228,7 @@ class ASTNParams(AdversaryParams):
     """``max-loss``: maximise the detector's classification loss (Sec. 3); ``background``: push the
     foreground RoIs to the background class (Sec. 4.2.2)."""
     astn_loss_weight: float = 1.0
+    """Weight of the ASTN's loss."""
     astn_lr: float | None = None
     """The ASTN's learning rate; ``None``: ``method.lr``. Its last layer starts at zero (the identity),
     so the angles grow from 0 as it learns; short runs may want more than 0.001."""

@@ -33,6 +33,7 @@ class RandomDropoutParams(ScheduleParams):
     """``method.*`` for ``random-dropout``."""
 
     warmup_fraction: float = 0.0
+    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
     drop_fraction: float = 15 / 49
     """Cells dropped per foreground RoI, as a fraction of ``H * W`` (the ASDN's count: 15 of 49)."""
 
@@ -42,6 +43,7 @@ class HardDropoutParams(ScheduleParams):
     """``method.*`` for ``hard-dropout``."""
 
     warmup_fraction: float = 0.0
+    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
     window_size: int = 0
     """Occlusion window side in cells; 0: ``round(d / 3)`` (2 on 7 x 7)."""
     window_stride: int = 0
