@@ -20,14 +20,14 @@ PRESETS: dict[str, dict[str, Any]] = {
             "rpn_post_nms_top_n_train": 300,
             "rpn_pre_nms_top_n_test": 300,
             "rpn_post_nms_top_n_test": 150,
-            "box_batch_size_per_image": 128,
+            "box_batch_size_per_image": 64,
         },
         "data": {"root": None, "preset": "quick", "num_workers": 1},
         "train": {
-            "epochs": 12,
+            "epochs": 8,
             "batch_size": 4,
             "lr": 0.02,
-            "lr_steps": [9],
+            "lr_steps": [6.5],
             "warmup_iters": 100,
             "log_every": 20,
             "checkpoint_every": 200,
@@ -35,5 +35,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval": {"batch_size": 8},
     },
 }
-# the larger built-in benchmark: the quick setting on the `full` data
-PRESETS["full"] = {**PRESETS["quick"], "data": {**PRESETS["quick"]["data"], "preset": "full"}}
+# the larger built-in benchmark: the quick model on the `full` data (3x the images), 6 epochs
+PRESETS["full"] = {
+    **PRESETS["quick"],
+    "data": {**PRESETS["quick"]["data"], "preset": "full"},
+    "train": {**PRESETS["quick"]["train"], "epochs": 6, "lr_steps": [5]},
+}

@@ -151,7 +151,7 @@ def _tiny(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
         backbone,
         {
             "rpn_anchor_generator": AnchorGenerator(((16, 32, 64, 128),), ASPECT_RATIOS),
-            "box_roi_pool": MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+            "box_roi_pool": MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=1),
             "box_head": TwoMLPHead(TinyBackbone.out_channels * 7 * 7, 256),
         },
         representation_size=256,
