@@ -65,3 +65,18 @@ def test_compare_bad_arguments(capsys):
     assert "must be a positive integer" in capsys.readouterr().err
     assert main(["compare", "--methods", "none,nope", "--seeds", "1"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_method_variants_are_parsed():
+    from iadet.benchmark.compare import parse_variant, run_directory_name
+
+    assert parse_variant("ia") == ("ia", [])
+    assert parse_variant("ia:strategy=hard:roi_ratio=0.5") == (
+        "ia",
+        ["method.strategy=hard", "method.roi_ratio=0.5"],
+    )
+    assert run_directory_name("ia:strategy=hard") == "ia-strategy=hard"
+    from iadet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'hard' is not key=value"):
+        parse_variant("ia:hard")

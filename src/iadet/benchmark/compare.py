@@ -59,10 +59,28 @@ def _log(spec: CompareSpec, text: str) -> None:
         print(text, flush=True)
 
 
-def _run_config(spec: CompareSpec, method: str, seed: int) -> Config:
+def parse_variant(label: str) -> tuple[str, list[str]]:
+    """``"ia:strategy=hard:roi_ratio=0.5"`` -> ``("ia", ["method.strategy=hard", "method.roi_ratio=0.5"])``.
+
+    A variant is a method with some of its parameters set, compared as a method of its own
+    (the IA paper's Tables 2 and 3 are variants of ``ia``).
+    """
+    name, *params = label.split(":")
+    for p in params:
+        if "=" not in p:
+            raise ConfigError(f"method variant '{label}': '{p}' is not key=value")
+    return name, [f"method.{p}" for p in params]
+
+
+def run_directory_name(label: str) -> str:
+    return label.replace(":", "-").replace("/", "_")
+
+
+def _run_config(spec: CompareSpec, label: str, seed: int) -> Config:
+    name, params = parse_variant(label)
     return load_config(
         spec.config,
-        [*spec.overrides, f"method.name={method}", f"train.seed={seed}", "train.eval_at_end=false"],
+        [*spec.overrides, f"method.name={name}", *params, f"train.seed={seed}", "train.eval_at_end=false"],
     )
 
 
@@ -191,7 +209,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     per_run: dict[tuple[str, int], dict] = {}
     durations: list[float] = []
     for k, (method, seed) in enumerate(runs, 1):
-        run_dir = spec.output / "runs" / method / f"seed{seed}"
+        run_dir = spec.output / "runs" / run_directory_name(method) / f"seed{seed}"
         eta = ""
         if durations:
             eta = f", ETA {_format_eta(sum(durations) / len(durations) * (len(runs) - k + 1))}"

@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train every method x seed with the same data and schedule, evaluate on test and "
         "test_occluded, and write results.json, report.md and plots. Finished runs are reused.",
     )
-    p.add_argument("--methods", default="none,ia", help="comma-separated method names (default: none,ia)")
+    p.add_argument(
+        "--methods",
+        default="none,ia",
+        help="comma-separated methods (default: none,ia); a variant sets parameters: ia:strategy=hard:roi_ratio=0.5",
+    )
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per method (default 3)")
     p.add_argument(
         "--preset", choices=["quick", "full"], default="quick", help="built-in data and its config"
