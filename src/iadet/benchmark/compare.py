@@ -29,8 +29,8 @@ import torch
 
 from iadet.benchmark.stats import paired_difference, summarize
 from iadet.config import Config, config_diff, load_config
-from iadet.data.catalog import data_root, open_split
-from iadet.engine.inference import predict, score
+from iadet.data.catalog import data_root, open_from_config
+from iadet.engine.inference import evaluate_split
 from iadet.engine.loading import load_detector
 from iadet.engine.trainer import OPERATIONAL_KEYS, train
 from iadet.errors import ConfigError
@@ -123,18 +123,9 @@ def _evaluate_run(
             continue
         if model is None:
             model, cfg = load_detector(run_dir / "model_final.pth", device=device)
-        split = open_split(data_root(cfg.data), split_name, fmt=cfg.data.format, classes=cfg.data.classes)
-        predictions = predict(
-            model,
-            split,
-            device,
-            batch_size=cfg.eval.batch_size,
-            num_workers=cfg.data.num_workers,
-            max_images=cfg.eval.max_images,
-            progress=not spec.quiet and sys.stdout.isatty(),
-            desc=f"eval {split_name}",
+        _, _, result = evaluate_split(
+            model, cfg, split_name, device, metric="voc07", progress=not spec.quiet and sys.stdout.isatty()
         )
-        result = {**score(predictions, split, "voc07"), "split": split_name}
         path.write_text(json.dumps(result, indent=2))
         results[split_name] = result
     return results
@@ -151,7 +142,7 @@ def _robustness_run(
         nonlocal model, cfg, split
         if model is None:
             model, cfg = load_detector(run_dir / "model_final.pth", device=device)
-            split = open_split(data_root(cfg.data), split_name, fmt=cfg.data.format, classes=cfg.data.classes)
+            split = open_from_config(cfg.data, split_name)
 
     if spec.corruptions:
         from iadet.robustness.benchmark import corruption_summary

@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.checkpoint:
         raise ConfigError("iadet eval needs --checkpoint (or --table FILES)")
 
-    from iadet.data.catalog import data_root, open_split
-    from iadet.engine.inference import predict, score
+    from iadet.engine.inference import evaluate_split
     from iadet.engine.loading import load_detector
 
     device = choose_device(args.device)
@@ -61,28 +60,17 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, config=args.config, overrides=overrides_with_data(args), device=device
     )
     split_name = args.split or cfg.data.test_split
-    split = open_split(data_root(cfg.data), split_name, fmt=cfg.data.format, classes=cfg.data.classes)
-    metric = args.metric or cfg.eval.metric
-    predictions = predict(
+    split, predictions, summary = evaluate_split(
         model,
-        split,
+        cfg,
+        split_name,
         device,
-        batch_size=cfg.eval.batch_size,
-        num_workers=cfg.data.num_workers,
-        max_images=args.max_images or cfg.eval.max_images,
+        metric=args.metric,
+        iou=args.iou,
+        max_images=args.max_images,
         progress=not args.quiet and sys.stderr.isatty(),
-        desc=f"eval {split_name}",
     )
-    result = score(predictions, split, metric, args.iou if args.iou is not None else cfg.eval.iou)
-    summary = {
-        **result,
-        "split": split_name,
-        "method": cfg.method["name"],
-        "backbone": cfg.model.backbone,
-        "train_set": cfg.data.train_split,
-        "checkpoint": str(args.checkpoint),
-        "images": len(predictions),
-    }
+    summary["checkpoint"] = str(args.checkpoint)
     if args.write_results:
         write_result_files(predictions, split, Path(args.write_results))
     ckpt_dir = Path(args.checkpoint).parent
@@ -92,19 +80,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else ckpt_dir / default_name
     out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if not args.quiet:
-        print(format_ap_table(summary))
+        from iadet.evaluation.table import format_summary
+
+        print(f"{split_name} ({summary['metric']}), {summary['images']} images")
+        print(format_summary(summary))
     print(json.dumps({k: summary[k] for k in ("mAP", "metric", "split", "ap") if k in summary}))
     return 0
-
-
-def format_ap_table(summary: dict) -> str:
-    lines = [f"{summary['split']} ({summary['metric']}): mAP {100 * summary['mAP']:.1f}"]
-    for name, ap in summary.get("ap", {}).items():
-        lines.append(f"  {name:<20s} {100 * ap:5.1f}")
-    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
-        if key in summary:
-            lines.append(f"  {key:<20s} {100 * summary[key]:5.1f}")
-    return "\n".join(lines)
 
 
 def write_result_files(predictions: dict, split, directory: Path) -> None:

@@ -125,12 +125,65 @@ def score(
     if metric in ("voc07", "voc"):
         from iadet.evaluation.voc import evaluate_voc
 
-        gt = {r.image_id: {"boxes": r.boxes, "labels": r.labels, "difficult": r.difficult} for r in records}
+        gt = {k: v for k, v in split.ground_truth().items() if k in predictions}
         result = evaluate_voc(gt, predictions, split.classes, metric=metric, iou=iou)
-        out = result.to_json()
-        return {"metric": metric, "mAP": float(out["mAP"]), "ap": {k: float(v) for k, v in out["ap"].items()}}
+        return {
+            "metric": metric,
+            "mAP": float(result.map),
+            "ap": {k: float(v) for k, v in result.ap.items()},
+            "npos": {k: int(v) for k, v in result.npos.items()},
+            "detections": {k: int(v) for k, v in result.num_detections.items()},
+        }
     if metric == "coco":
         from iadet.evaluation.coco import evaluate_split_coco
 
         return {"metric": "coco", **evaluate_split_coco(split, records, predictions)}
     raise ValueError(f"unknown metric {metric}")
+
+
+def evaluate_split(
+    model: nn.Module,
+    config: Any,
+    split_name: str,
+    device: torch.device,
+    *,
+    metric: str | None = None,
+    iou: float | None = None,
+    max_images: int | None = None,
+    progress: bool = False,
+    proposals: Proposals | str | None = None,
+) -> tuple[DatasetSplit, Predictions, dict[str, Any] | None]:
+    """Open ``split_name`` as ``config.data`` describes it, predict, and score.
+
+    Returns ``(split, predictions, summary)``; ``summary`` is what ``eval.json`` holds:
+    ``{"metric", "mAP", "ap", ..., "split", "method", "backbone", "train_set", "images"}``
+    (None on DDP ranks other than 0).
+    """
+    from iadet.data.catalog import open_from_config
+
+    split = open_from_config(config.data, split_name)
+    predictions = predict(
+        model,
+        split,
+        device,
+        batch_size=config.eval.batch_size,
+        num_workers=config.data.num_workers,
+        max_images=max_images if max_images is not None else config.eval.max_images,
+        progress=progress,
+        desc=f"eval {split_name}",
+        proposals=proposals,
+    )
+    if not dist.is_main():
+        return split, predictions, None
+    result = score(
+        predictions, split, metric or config.eval.metric, iou if iou is not None else config.eval.iou
+    )
+    summary = {
+        **result,
+        "split": split_name,
+        "method": config.method["name"],
+        "backbone": config.model.backbone,
+        "train_set": config.data.train_split,
+        "images": len(predictions),
+    }
+    return split, predictions, summary

@@ -43,7 +43,7 @@ from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler, shard
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
-from iadet.engine.inference import predict, score
+from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.schedule import lr_factor, schedule_length
 from iadet.errors import ConfigError, TrainingError
@@ -536,40 +536,26 @@ def _evaluate(
     write_file: bool,
     proposals: Proposals | None = None,
 ) -> dict[str, Any] | None:
-    root = data_root(config.data)
-    split = open_split(root, config.data.test_split, fmt=config.data.format, classes=config.data.classes)
-    predictions = predict(
+    _, _, summary = evaluate_split(
         _unwrap(model),
-        split,
+        config,
+        config.data.test_split,
         device,
-        batch_size=config.eval.batch_size,
-        num_workers=config.data.num_workers,
-        max_images=config.eval.max_images,
         progress=dist.is_main() and not quiet and sys.stdout.isatty(),
-        desc=f"eval {split.name}",
         proposals=proposals,
     )
-    if not dist.is_main():
+    if summary is None:
         return None
-    result = score(predictions, split, config.eval.metric, config.eval.iou)
+    summary["checkpoint"] = str(output / "model_final.pth")
     writer.log(
         {
             "type": "eval",
             "iter": iteration,
-            "split": split.name,
-            **{k: v for k, v in result.items() if k != "ap"},
+            **{k: v for k, v in summary.items() if k in ("split", "metric", "mAP", "AP", "AP50", "AP75")},
         }
     )
-    summary = {
-        **result,
-        "split": split.name,
-        "method": config.method["name"],
-        "backbone": config.model.backbone,
-        "train_set": config.data.train_split,
-        "checkpoint": str(output / "model_final.pth"),
-    }
     if write_file:
         (output / "eval.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if not quiet:
-        print(f"{split.name}: {config.eval.metric} mAP = {result['mAP']:.4f}", flush=True)
+        print(f"{summary['split']}: {summary['metric']} mAP = {summary['mAP']:.4f}", flush=True)
     return summary

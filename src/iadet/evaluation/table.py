@@ -107,14 +107,36 @@ def format_table(evals: Sequence[dict[str, Any]], *, short_names: bool = True) -
 
 def format_result(result: VOCResult) -> str:
     """Plain-text per-class table of a :class:`VOCResult`: positives, detections and AP in percent."""
-    width = max(len("class"), *(len(name) for name in result.ap))
-    lines = [f"{'class':<{width}}  {'npos':>6}  {'dets':>8}  {'AP':>6}"]
-    for name, ap in result.ap.items():
-        lines.append(
-            f"{name:<{width}}  {result.npos[name]:>6}  {result.num_detections[name]:>8}  {100 * ap:>6.1f}"
-        )
-    lines.append(f"{'mAP':<{width}}  {'':>6}  {'':>8}  {100 * result.map:>6.1f}")
+    return format_summary(
+        {"mAP": result.map, "ap": result.ap, "npos": result.npos, "detections": result.num_detections}
+    )
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Plain-text per-class table of an ``eval.json``-style summary (VOC or COCO metrics).
+
+    Columns ``npos`` and ``dets`` appear when the summary has them (the VOC evaluator's);
+    COCO's six numbers follow the classes; pycocotools' -1 (undefined) prints as ``n/a``.
+    """
+    ap = summary.get("ap", {})
+    npos, dets = summary.get("npos"), summary.get("detections")
+    width = max(len("class"), len("mAP"), *(len(name) for name in ap)) if ap else len("class")
+    counts = npos is not None and dets is not None
+    header = f"{'class':<{width}}" + (f"  {'npos':>6}  {'dets':>8}" if counts else "") + f"  {'AP':>6}"
+    lines = [header]
+    for name, value in ap.items():
+        middle = f"  {npos[name]:>6}  {dets[name]:>8}" if counts else ""
+        lines.append(f"{name:<{width}}{middle}  {_percent_or_na(value):>6}")
+    blank = f"  {'':>6}  {'':>8}" if counts else ""
+    lines.append(f"{'mAP':<{width}}{blank}  {_percent_or_na(summary['mAP']):>6}")
+    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
+        if key in summary:
+            lines.append(f"{key:<{width}}{blank}  {_percent_or_na(summary[key]):>6}")
     return "\n".join(lines)
+
+
+def _percent_or_na(value: float | None) -> str:
+    return "n/a" if value is None or value < 0 else f"{100 * value:.1f}"
 
 
 def _check_eval(data: Any) -> str | None:
