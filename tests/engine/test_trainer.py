@@ -202,3 +202,26 @@ def test_sigterm_in_a_real_process_writes_a_checkpoint_and_exits_zero(shared_voc
     assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
     assert load_file(out / "checkpoint.pth")["progress"]["iteration"] >= 1
     assert not (out / ".lock").exists()
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers(shared_voc: Path, tmp_path: Path):
+    """Schedulers signal every process of a job: the DataLoader workers must not die first."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "iadet", "train", "--config", "quick", "--output", str(out), "--quiet"]
+    for o in tiny_overrides(shared_voc, 100000) + ["data.num_workers=2"]:
+        cmd += ["--set", o]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "metrics.jsonl").exists():
+            time.sleep(0.2)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted at iteration" in err and "Traceback" not in err
+    assert load_file(out / "checkpoint.pth")["progress"]["iteration"] >= 1

@@ -86,6 +86,18 @@ class DetectionDataset(Dataset):
         return tensor.as_subclass(torch.Tensor), target
 
 
+def ignore_signals_in_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT/SIGTERM, which the main process handles.
+
+    A scheduler's pre-emption (SLURM's ``scancel``) or Ctrl-C signals the whole process group;
+    the main process then finishes its iteration, writes a checkpoint and shuts the workers down.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def collate(batch: list) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Lists of images and targets, as torchvision detectors take them."""
     images, targets = zip(*batch) if batch else ((), ())

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from iadet.data.dataset import DetectionDataset, collate
+from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.records import DatasetSplit, ImageRecord
 from iadet.engine import distributed as dist
@@ -88,6 +88,7 @@ def predict(
         num_workers=num_workers,
         collate_fn=collate,
         generator=torch.Generator(),
+        worker_init_fn=ignore_signals_in_worker,
     )
     was_training = model.training
     model.eval()

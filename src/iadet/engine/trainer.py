@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from iadet.config import Config, config_diff, save_config
 from iadet.data.catalog import data_root, open_split
-from iadet.data.dataset import DetectionDataset, collate
+from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler, shard
@@ -336,6 +336,7 @@ def _train(
                 collate_fn=collate,
                 pin_memory=device.type == "cuda",
                 generator=torch.Generator(),  # never draw from the global RNG (exact resume)
+                worker_init_fn=ignore_signals_in_worker,
             )
             for k, (images, targets) in enumerate(loader):
                 yield epoch, first + k, images, targets
