@@ -24,14 +24,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("IADET_CACHE") or Path.home() / ".cache" / "iadet")
 
 
+def _fingerprint(synth, preset: str) -> str:
+    """Changes with the generator's version and the preset's parameters: a stale cache is never reused."""
+    import dataclasses
+    import hashlib
+    import json
+
+    params = synth.PRESETS[preset]
+    params = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
+    text = json.dumps(
+        {"version": getattr(synth, "GENERATOR_VERSION", 1), "params": params}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def builtin_root(preset: str, seed: int = 0) -> Path:
     """The built-in dataset of ``preset``; generated on first use (a file lock guards concurrent runs)."""
     from iadet.data import synth
 
     if preset not in synth.PRESETS:
         raise DataError(f"unknown built-in data preset '{preset}' (valid: {', '.join(synth.PRESETS)})")
-    version = getattr(synth, "GENERATOR_VERSION", 1)
-    root = cache_dir() / "synth" / f"{preset}-seed{seed}-v{version}"
+    root = cache_dir() / "synth" / f"{preset}-seed{seed}-{_fingerprint(synth, preset)}"
     if (root / "synth.json").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
