@@ -22,7 +22,7 @@ from iadet.data.synth.sources import ROLES, names_with_role
 from iadet.data.synth.voc import VOID, ObjectRecord, write_image
 from iadet.errors import ConfigError, DataError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the output for a given preset and seed changes (the data cache is keyed on it)."""
 
 SPLITS: tuple[str, ...] = ("trainval", "test", "test_occluded")

@@ -124,6 +124,7 @@ def occlude(
             if best is None:
                 break
             win_rows, win_cols, mask = best
+            mask = _trim_spill(occ, mask, win_rows, win_cols, spans, areas, targets, int(k))
             tex = sources.texture(names[int(rng.integers(len(names)))], mask.shape[0], mask.shape[1], rng)
             tex = color.jitter(tex, rng, brightness=0.2, contrast=0.2, saturation=0.2, hue=15.0)
             region = out[win_rows, win_cols]
@@ -132,6 +133,34 @@ def occlude(
 
     coverage = np.array([occ[r, c].mean() if a else 0.0 for (r, c), a in zip(spans, areas)], dtype=np.float64)
     return Occlusion(out, coverage, occ)
+
+
+def _trim_spill(
+    occ: np.ndarray,
+    mask: np.ndarray,
+    win_rows: slice,
+    win_cols: slice,
+    spans: list[tuple[slice, slice]],
+    areas: np.ndarray,
+    targets: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Drop the piece's pixels that would push another box past its target (outside box ``k`` only).
+
+    When no sampled piece avoids spilling onto a neighbour, the kept one is cut back at that
+    neighbour's edge, so every box stays at or under its requested coverage from others' pieces.
+    """
+    height, width = occ.shape
+    piece = np.zeros((height, width), dtype=bool)
+    piece[win_rows, win_cols] = mask
+    inside_k = np.zeros((height, width), dtype=bool)
+    inside_k[spans[k]] = True
+    for j, (rows, cols) in enumerate(spans):
+        if j == k or areas[j] == 0:
+            continue
+        if (occ[rows, cols] | piece[rows, cols]).mean() > targets[j] + 1e-9:
+            piece[rows, cols] &= inside_k[rows, cols]
+    return piece[win_rows, win_cols]
 
 
 def _best_piece(
