@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ImageSets/Main/{trainval,test,test_occluded}.txt, SegmentationObject/, classes.txt.",
     )
     s.add_argument("--output", "-o", required=True)
-    s.add_argument("--preset", default="quick", help="quick or full")
+    s.add_argument("--preset", default="quick", help="quick (the demo), full (the benchmark) or tiny (tests)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=run_synth)
 
