@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def checkpoint_labels(checkpoints: list[str], labels: list[str] | None) -> list[str]:
-    """``--label`` or, per checkpoint, its run directory's name (``runs/ia/model_final.pth`` -> ``ia``)."""
+    """``--label`` or, per checkpoint, its run directory's name (``runs/ia/model_final.pth`` -> ``ia``).
+
+    A run of ``iadet compare`` (``runs/<method>/seed<k>/``) is named ``<method> seed<k>``.
+    """
     from iadet.errors import ConfigError
 
     if labels is not None:
@@ -80,9 +84,10 @@ def checkpoint_labels(checkpoints: list[str], labels: list[str] | None) -> list[
     out: list[str] = []
     for ckpt in checkpoints:
         path = Path(ckpt)
-        base = (
-            path.parent.name if path.stem in ("model_final", "checkpoint") and path.parent.name else path.stem
-        )
+        run = path.parent if path.stem in ("model_final", "checkpoint") and path.parent.name else None
+        base = run.name if run is not None else path.stem
+        if run is not None and re.fullmatch(r"seed\d+", base) and run.parent.name:
+            base = f"{run.parent.name} {base}"
         name, k = base or "model", 1
         while name in out:
             k += 1
