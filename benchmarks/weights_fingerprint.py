@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import make_voc, tiny_overrides  # noqa: E402
-
 from iadet.config import load_config  # noqa: E402
 from iadet.engine.trainer import train  # noqa: E402
+
+from conftest import make_voc, tiny_overrides  # noqa: E402
 
 # method -> extra overrides. The ASTN objective is pinned so that the check compares the same
 # computation whatever the preset's default is; IA records its attention evolution too.
@@ -105,14 +105,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_voc(Path(tmp) / "voc", n_train=16, n_test=4)
         for method in args.methods.split(","):
-            results[method] = fingerprint(method, METHODS.get(method, []), root, Path(tmp) / method, args.iters)
+            results[method] = fingerprint(
+                method, METHODS.get(method, []), root, Path(tmp) / method, args.iters
+            )
             print(method, json.dumps(results[method]), flush=True)
     if args.output:
         args.output.write_text(json.dumps({"iters": args.iters, "runs": results}, indent=2) + "\n")
     if args.compare:
         reference = json.loads(args.compare.read_text())["runs"]
         changed = [
-            f"{m}.{k}" for m in results if m in reference for k in results[m] if results[m][k] != reference[m][k]
+            f"{m}.{k}"
+            for m in results
+            if m in reference
+            for k in results[m]
+            if results[m][k] != reference[m][k]
         ]
         print("identical" if not changed else "CHANGED: " + ", ".join(changed))
         return 1 if changed else 0
