@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 
 import iadet.config.schema as schema
-from iadet.modeling.methods import METHODS
+from iadet.config.methods import PRESETS
 
 
 def attribute_docs(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -50,6 +50,8 @@ def inherited_docs(cls: type) -> dict[tuple[str, str], tuple[str, str]]:
 def section_table(name: str, cls: type, docs) -> str:
     rows = [f"| `{name}.` key | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
+        if name == "method" and f.name == "name":
+            continue  # the method itself, chosen by name
         default, doc = docs.get((cls.__name__, f.name), ("", ""))
         rows.append(f"| `{f.name}` | `{default}` | {doc} |")
     return "\n".join(rows)
@@ -60,15 +62,14 @@ def main() -> None:
     for name, cls in schema.SECTIONS.items():
         print(f"#### `{name}`\n\n{section_table(name, cls, docs)}\n")
     seen = set()
-    for method, (cls, _defaults, _doc) in METHODS.items():
-        if cls.Params in seen or not dataclasses.fields(cls.Params) or method.startswith("test-"):
+    for method, preset in PRESETS.items():
+        params = preset.params
+        if params in seen or len(dataclasses.fields(params)) <= 1 or method.startswith("test-"):
             continue
-        seen.add(cls.Params)
-
-        params_docs = inherited_docs(cls.Params)
-        users = [m for m, (c, _, _) in METHODS.items() if c.Params is cls.Params]
+        seen.add(params)
+        users = [m for m, p in PRESETS.items() if p.params is params]
         print(f"#### `method.` for {', '.join(f'`{u}`' for u in users)}\n")
-        print(section_table("method", cls.Params, params_docs) + "\n")
+        print(section_table("method", params, inherited_docs(params)) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from iadet.config import config_diff, load_config
-from iadet.config.config import coerce, parse_override
+from iadet.config import MethodParams, config_diff, load_config, method_names, method_params
+from iadet.config.coerce import coerce
+from iadet.config.config import parse_override
+from iadet.config.methods import IAParams
 from iadet.errors import ConfigError
 
 
@@ -12,7 +16,7 @@ def test_defaults_and_builtin_quick():
     quick = load_config("quick")
     assert default.model.backbone == "resnet50_fpn"
     assert quick.model.backbone == "tiny"
-    assert quick.method == {"name": "none"}
+    assert quick.method == MethodParams(name="none")
     assert default.train.lr == pytest.approx(0.002)
 
 
@@ -54,17 +58,53 @@ def test_malformed_override():
 
 def test_method_params_resolved_and_validated():
     cfg = load_config("quick", ["method.name=ia", "method.roi_ratio=0.5", "method.spatial_ratio=1/4"])
-    assert cfg.method["name"] == "ia"
-    assert cfg.method["roi_ratio"] == 0.5
-    assert cfg.method["spatial_ratio"] == 0.25
-    assert cfg.method["channel_ratio"] == 0.8  # the paper's default stays
+    assert isinstance(cfg.method, IAParams)
+    assert cfg.method.name == "ia"
+    assert cfg.method.roi_ratio == 0.5
+    assert cfg.method.spatial_ratio == 0.25
+    assert cfg.method.channel_ratio == 0.8  # the paper's default stays
     code = load_config("quick", ["method.name=ia-code"])
-    assert code.method["select"] == "drop" and code.method["orientation"] == "spatial"
-    assert code.method["spatial_ratio"] == pytest.approx(18 / 49)
-    with pytest.raises(ConfigError, match="unknown method 'ai'; valid methods: .*ia"):
+    assert code.method.select == "drop" and code.method.orientation == "spatial"
+    assert code.method.spatial_ratio == pytest.approx(18 / 49)
+    assert list(code.to_dict()["method"])[0] == "name"  # config.yaml: the name first, then the parameters
+    with pytest.raises(ConfigError, match="unknown method 'ai' .did you mean 'ia'.*valid methods: .*ia"):
         load_config("quick", ["method.name=ai"])
     with pytest.raises(ConfigError, match="unknown config key 'method.roi_ratoi'.*roi_ratio"):
         load_config("quick", ["method.name=ia", "method.roi_ratoi=0.1"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["method.name=ia", "method.strategy=bogus"], "method.strategy: unknown value 'bogus'"),
+        (["method.name=ia", "method.roi_ratio=1.5"], r"method.roi_ratio must be in \[0, 1\]"),
+        (["method.name=asdn", "method.width=0"], "method.width must be >= 1"),
+        (["method.name=astn", "method.objective=nope"], "method.objective: unknown value 'nope'"),
+        (["method.name=asdn+astn", "method.blocks=0"], "method.blocks must be at least 1"),
+        (["method.name=jitter", "method.rotation=-1"], "method.rotation must be >= 0"),
+        (["method.name=ohem", "method.batch_size_per_image=-2"], "method.batch_size_per_image must be >= 0"),
+        (["method.name=random-dropout", "method.drop_fraction=2"], "method.drop_fraction must be in"),
+    ],
+)
+def test_every_bad_method_value_fails_when_the_config_is_loaded(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("quick", overrides)
+
+
+def test_presets_are_parameter_classes_with_other_defaults():
+    assert set(method_names()) >= {"none", "ia", "ia-code", "asdn", "fixed-asdn", "astn", "asdn+astn", "ohem"}
+    assert method_params({"name": "fixed-asdn"}).joint_update is False
+    assert method_params({"name": "fixed-asdn", "joint_update": True}).joint_update is True
+    assert method_params({"name": "none"}) == MethodParams()
+    # a stored config of an earlier version (with the retired debugging key) still loads
+    assert method_params({"name": "ia", "keep_last": False}) == method_params({"name": "ia"})
+
+
+def test_config_does_not_import_the_model_side():
+    code = "import sys, iadet.config; iadet.config.load_config('quick', ['method.name=asdn+astn']); "
+    code += "print(sorted(m for m in sys.modules if m.startswith('iadet.') and not m.startswith(('iadet.config', 'iadet.errors'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_yaml_file_with_base(tmp_path: Path):
@@ -72,7 +112,7 @@ def test_yaml_file_with_base(tmp_path: Path):
     (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain:\n  batch_size: 8\nmethod:\n  name: ia\n")
     cfg = load_config(str(tmp_path / "child.yaml"), ["train.seed=3"])
     assert (cfg.model.backbone, cfg.train.lr, cfg.train.batch_size, cfg.train.seed) == ("tiny", 0.05, 8, 3)
-    assert cfg.method["name"] == "ia"
+    assert cfg.method.name == "ia"
 
 
 def test_broken_yaml_names_the_file_and_line(tmp_path: Path):

@@ -33,7 +33,7 @@ def test_there_is_a_config_per_row():
 def test_config_loads(path: Path):
     config = load_config(str(path))
     assert config.model.backbone in BACKBONES
-    assert config.method["name"] in method_names()
+    assert config.method.name in method_names()
     if config.model.detector == "fast_rcnn":
         assert config.data.proposals
 
@@ -46,7 +46,7 @@ def test_row_names_its_published_number_and_matches_its_file_name(path: Path):
     assert re.search(r"published \d+\.\d (mAP|AP)", header), header
     assert f"--config configs/{path.name}" in header
     config = load_config(str(path))
-    method = config.method["name"]
+    method = config.method.name
     assert (method == "none") == path.stem.endswith("_baseline")
     detector = path.stem.split("_")[2]
     assert config.model.detector == f"{detector}_rcnn"

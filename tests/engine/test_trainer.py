@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ import torch
 
 from iadet.cli import main
 from iadet.config import load_config
+from iadet.config.methods import MethodParams, register_preset
 from iadet.engine import trainer as trainer_module
 from iadet.engine.checkpoint import check_plain, load_file
 from iadet.engine.trainer import train
 from iadet.errors import TrainingError
-from iadet.modeling.methods.base import RoIMethod, register_method
+from iadet.modeling.methods.base import RoIMethod, RoIOutput
 
 from conftest import read_jsonl, tiny_overrides
 
@@ -163,14 +165,19 @@ def test_a_second_run_on_the_same_directory_is_refused(shared_voc: Path, tmp_pat
     assert not (out / ".lock").exists()
 
 
-class NanAtThree(RoIMethod):
+@dataclass
+class NanParams(MethodParams):
+    """Test-only parameters (none besides the name)."""
+
+
+class NanAtThree(RoIMethod, params=NanParams):
     """Test-only: poisons the features at the third iteration."""
 
     def forward(self, features, labels, score_fn, batch):
-        return features * float("nan") if self.iteration == 2 else features
+        return RoIOutput(features * float("nan") if self.iteration == 2 else features)
 
 
-register_method("test-nan-at-3", doc="test only")(NanAtThree)
+register_preset("test-nan-at-3", NanParams, doc="test only")
 
 
 def test_non_finite_loss_stops_with_iteration_and_terms(shared_voc: Path, tmp_path: Path):

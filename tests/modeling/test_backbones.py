@@ -78,7 +78,7 @@ class RecordingIA(InvertedAttention):
     def forward(self, features, labels, score_fn, batch):
         self.seen_shape = tuple(features.shape[1:])
         out = super().forward(features, labels, score_fn, batch)
-        self.masked_fraction = batch.stats.get("ia_masked_fraction")
+        self.masked_fraction = out.stats.get("ia_masked_fraction")
         return out
 
 

@@ -5,10 +5,11 @@ from torchvision.models.detection import fasterrcnn_resnet50_fpn
 from torchvision.models.detection.roi_heads import RoIHeads
 
 from iadet.config.schema import ModelConfig
+from iadet.events import EventStorage
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import build_method
+from iadet.modeling.methods import ADVERSARY_PREFIX, RoIOutput, build_method, split_losses
 from iadet.modeling.methods.base import RoIMethod
-from iadet.modeling.roi_heads import HookedRoIHeads
+from iadet.modeling.roi_heads import HookedRoIHeads, attach_method
 
 TINY = ModelConfig(backbone="tiny", min_size=64, max_size=96, box_batch_size_per_image=32)
 
@@ -29,7 +30,20 @@ def _inputs(seed=0):
 class Recorder(RoIMethod):
     def forward(self, features, labels, score_fn, batch):
         self.seen = (features.shape, labels.clone(), score_fn(features).shape, batch.image_index.clone())
-        return features * 0
+        return RoIOutput(features * 0)
+
+
+class WithExtras(RoIMethod):
+    """Returns a loss of its own and a statistic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, features, labels, score_fn, batch):
+        return RoIOutput(
+            features, losses={"loss_own": self.weight * 2.0}, stats={"own_rois": float(len(labels))}
+        )
 
 
 def test_state_dict_keys_equal_stock_torchvision():
@@ -51,8 +65,7 @@ def test_training_with_none_equals_torchvision_roi_heads():
     torch.manual_seed(0)
     ours = build_model(TINY, 3, RoIMethod())
     stock = build_model(TINY, 3, None)
-    stock.load_state_dict(ours.state_dict())
-    stock.roi_heads.__class__ = RoIHeads
+    stock.load_state_dict(ours.state_dict())  # no method: the heads run torchvision's own forward
     images, targets = _inputs()
     torch.manual_seed(1)
     a = ours(images, targets)
@@ -97,3 +110,30 @@ def test_method_sees_pooled_features_labels_and_score_fn():
     torch.manual_seed(5)
     identity = model(images, targets)["loss_classifier"]
     assert torch.isfinite(losses["loss_classifier"]) and not torch.isclose(zeroed, identity)
+
+
+def test_hooked_heads_are_built_from_torchvisions_sharing_their_modules():
+    stock = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5)
+    heads = stock.roi_heads
+    model = attach_method(stock, RoIMethod())
+    assert type(model.roi_heads) is HookedRoIHeads and type(heads) is RoIHeads
+    assert model.roi_heads.box_head is heads.box_head and model.roi_heads.box_predictor is heads.box_predictor
+    for key in ("score_thresh", "nms_thresh", "detections_per_img"):
+        assert getattr(model.roi_heads, key) == getattr(heads, key)
+    assert model.roi_heads.proposal_matcher.high_threshold == heads.proposal_matcher.high_threshold
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == heads.fg_bg_sampler.batch_size_per_image
+    assert model.roi_heads.box_coder.weights == heads.box_coder.weights
+
+
+def test_a_methods_losses_and_stats_leave_through_the_return_value():
+    torch.manual_seed(0)
+    method = WithExtras()
+    model = build_model(TINY, 3, method).train()
+    images, targets = _inputs()
+    with EventStorage() as storage:
+        loss_dict = model(images, targets)
+    detector, adversary = split_losses(loss_dict)
+    assert ADVERSARY_PREFIX + "loss_own" in loss_dict and set(adversary) == {"loss_own"}
+    assert set(detector) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert storage.scalars["own_rois"] > 0
+    model(images, targets)  # outside a training loop the statistics go nowhere

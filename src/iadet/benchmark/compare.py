@@ -273,7 +273,7 @@ def aggregate(
                 "fractions": fractions,
                 "mAP": [summarize([c["mAP"][i] for c in curves]).to_json() for i in range(len(fractions))],
             }
-        entry["method"] = configs[m].method
+        entry["method"] = configs[m].to_dict()["method"]
         out["methods"][m] = entry
     out["config"] = base.to_dict()
     return out

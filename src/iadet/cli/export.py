@@ -110,7 +110,7 @@ def _to_torchvision(model, cfg, output: Path) -> int:
     note = Path(f"{output}.txt")
     note.write_text(
         f"# {output}: {cfg.model.detector} {cfg.model.backbone}, {num_classes - 1} classes "
-        f"({', '.join(cfg.data.classes)}); trained with method {cfg.method['name']}.\n"
+        f"({', '.join(cfg.data.classes)}); trained with method {cfg.method.name}.\n"
         "# Loads with strict=True into stock torchvision:\n" + code,
         encoding="utf-8",
     )

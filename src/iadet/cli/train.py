@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
         # resuming: the run's own config is the default
         args.config = str(Path(args.output) / "config.yaml")
     config = load_config(args.config, overrides)
-    output = args.output or f"runs/{Path(args.config or 'default').stem}-{config.method['name']}"
+    output = args.output or f"runs/{Path(args.config or 'default').stem}-{config.method.name}"
     result = train(config, output, resume=args.resume, force=args.force, quiet=args.quiet)
     return 0 if result.interrupted or result.iterations >= 0 else 1

@@ -182,7 +182,7 @@ def evaluate_split(
     summary = {
         **result,
         "split": split_name,
-        "method": config.method["name"],
+        "method": config.method.name,
         "backbone": config.model.backbone,
         "train_set": config.data.train_split,
         "images": len(predictions),

@@ -1,12 +1,12 @@
-"""The training loop: one function, :func:`train`, used by ``iadet train`` and ``iadet compare``.
+"""``train()``: set a run up, resume it, run the loop, save and evaluate. Used by ``iadet train`` and ``compare``.
 
-Per iteration::
+The loop itself is :class:`~iadet.engine.train_loop.Trainer` with hooks (:mod:`iadet.engine.hooks`);
+this module builds them from a config::
 
-    method.start_iteration(i)                     # stages, ramps (A-Fast-RCNN, MAL-style IA)
-    losses = model(images, targets)               # the method acts inside roi_heads
-    adversary grads <- d(adversary losses)/d(adversary params)   (never the detector's)
-    detector grads  <- d(sum of detector losses)/d(detector params)   (AMP-scaled on CUDA)
-    optimizer.step(); scheduler.step(); adversary_optimizer.step()
+    model, method   <- build_model(config.model, ..., build_method(config.method))
+    data            <- TrainBatchSampler.iterate(epoch, batch) through a DataLoader
+    hooks           <- the method's (clock, stages, adversary, attention) + metrics, evaluation,
+                       signals, checkpoints
 
 Everything that decides the next iteration is in ``checkpoint.pth``: model, optimiser,
 scheduler, AMP scaler, the adversary and its optimiser, every RNG, and the position in the
@@ -18,14 +18,11 @@ checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import sys
-import time
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from iadet.config import Config, config_diff, save_config
 from iadet.data.catalog import data_root, open_split
@@ -43,9 +39,18 @@ from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler, shard
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
+from iadet.engine.hooks import (
+    Checkpointer,
+    MetricsLogger,
+    PeriodicEvaluation,
+    SignalFlag,
+    StopOnSignal,
+    method_hooks,
+)
 from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.schedule import lr_factor, schedule_length
+from iadet.engine.train_loop import Batch, NonFiniteLoss, Trainer
 from iadet.errors import ConfigError, TrainingError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
@@ -69,35 +74,6 @@ class TrainResult:
     iterations: int
     interrupted: bool
     evaluation: dict[str, Any] | None = None
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 class _OutputLock:
@@ -167,14 +143,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def resolve_config(config: Config) -> tuple[Config, Any]:
-    """Fill in what the data decides (root of the built-in data, class names); open the train split."""
+    """Fill in what the data decides (the class names); open the train split."""
     root = data_root(config.data) if dist.is_main() else None
     dist.barrier()
     root = data_root(config.data) if root is None else root
     split = open_split(root, config.data.train_split, fmt=config.data.format, classes=config.data.classes)
     config.data.classes = list(split.classes)
-    if config.data.root is None:
-        config.data.root = None  # keep "built-in" visible in config.yaml; the cache path is derived
     return config, split
 
 
@@ -197,319 +171,256 @@ def train(
     if main:
         output.mkdir(parents=True, exist_ok=True)
     dist.barrier()
-    with _OutputLock(output, enabled=main), _StopFlag() as stop:
-        return _train(config, output, device, stop, resume=resume, force=force, quiet=quiet)
+    with _OutputLock(output, enabled=main), SignalFlag() as stop:
+        return _Run(config, output, device, stop, resume=resume, force=force, quiet=quiet).run()
 
 
-def _train(
-    config: Config,
-    output: Path,
-    device: torch.device,
-    stop: _StopFlag,
-    *,
-    resume: bool,
-    force: bool,
-    quiet: bool,
-) -> TrainResult:
-    main = dist.is_main()
-    ckpt_path = output / "checkpoint.pth"
-    checkpoint = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise TrainingError(f"{output}: nothing to resume (no checkpoint.pth)")
-        checkpoint = load_file(ckpt_path)
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-            raise TrainingError(f"{ckpt_path}: not an iadet training checkpoint")
-    elif ckpt_path.exists() or (output / "model_final.pth").exists():
-        raise TrainingError(
-            f"{output} already holds a training run; pass --resume to continue it, or choose another --output"
-        )
+class _Run:
+    """One training run: set-up (or resume), the loop, the final model and evaluation."""
 
-    config, train_split = resolve_config(config)
-    if checkpoint is not None:
-        diff = [k for k in config_diff(checkpoint["config"], config.to_dict()) if k not in OPERATIONAL_KEYS]
+    def __init__(
+        self,
+        config: Config,
+        output: Path,
+        device: torch.device,
+        stop: SignalFlag,
+        *,
+        resume: bool,
+        force: bool,
+        quiet: bool,
+    ) -> None:
+        self.output, self.device, self.stop, self.quiet = output, device, stop, quiet
+        self.main = dist.is_main()
+        self.ckpt_path = output / "checkpoint.pth"
+        checkpoint = self._open_checkpoint(resume)
+        self.config, self.train_split = resolve_config(config)
+        if checkpoint is not None:
+            self._check_resumable(checkpoint, force)
+        if self.main:
+            save_config(self.config, output / "config.yaml")
+        self.checkpoint = checkpoint
+
+    # --- set-up -----------------------------------------------------------------------------
+    def _open_checkpoint(self, resume: bool) -> dict[str, Any] | None:
+        if resume:
+            if not self.ckpt_path.is_file():
+                raise TrainingError(f"{self.output}: nothing to resume (no checkpoint.pth)")
+            checkpoint = load_file(self.ckpt_path)
+            if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+                raise TrainingError(f"{self.ckpt_path}: not an iadet training checkpoint")
+            return checkpoint
+        if self.ckpt_path.exists() or (self.output / "model_final.pth").exists():
+            raise TrainingError(
+                f"{self.output} already holds a training run; pass --resume to continue it, or choose another --output"
+            )
+        return None
+
+    def _check_resumable(self, checkpoint: dict[str, Any], force: bool) -> None:
+        saved = Config.from_dict(checkpoint["config"], origin=str(self.ckpt_path)).to_dict()
+        diff = [k for k in config_diff(saved, self.config.to_dict()) if k not in OPERATIONAL_KEYS]
         if diff and not force:
             raise TrainingError(
                 f"--resume with a different config than the checkpoint's: {', '.join(diff)} (pass --force to resume anyway)"
             )
-    if main:
-        save_config(config, output / "config.yaml")
 
-    tcfg = config.train
-    world = dist.world_size()
-    if tcfg.batch_size % world:
-        raise TrainingError(f"train.batch_size={tcfg.batch_size} is not divisible by the {world} processes")
-    _set_determinism(tcfg.deterministic, device)
-    _seed_everything(tcfg.seed)
+    def run(self) -> TrainResult:
+        config, tcfg, device = self.config, self.config.train, self.device
+        world = dist.world_size()
+        if tcfg.batch_size % world:
+            raise TrainingError(
+                f"train.batch_size={tcfg.batch_size} is not divisible by the {world} processes"
+            )
+        _set_determinism(tcfg.deterministic, device)
+        _seed_everything(tcfg.seed)
 
-    proposals = _open_proposals(config, train_split)
-    num_classes = len(train_split.classes) + 1
-    method = build_method(config.method)
-    model = build_model(config.model, num_classes, method)
-    method.setup(model)
-    model.to(device)
-    method.to(device)
-    _seed_everything(tcfg.seed + dist.rank())
+        self.proposals = _open_proposals(config, self.train_split)
+        num_classes = len(self.train_split.classes) + 1
+        method = build_method(config.method)
+        model = build_model(config.model, num_classes, method)
+        method.setup(model)
+        model.to(device)
+        method.to(device)
+        _seed_everything(tcfg.seed + dist.rank())
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
-    sampler = TrainBatchSampler(
-        [r.aspect_ratio for r in train_split.records],
-        tcfg.batch_size,
-        seed=tcfg.seed,
-        group_by_aspect_ratio=config.data.aspect_ratio_grouping,
-        flip=config.data.flip,
-    )
-    iters_per_epoch = len(sampler)
-    max_iters = schedule_length(tcfg, iters_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
-    use_amp = tcfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    adv_optimizer = method.make_adversary_optimizer()
-
-    start_iter, start_epoch, start_batch = 0, 0, 0
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        adversary = checkpoint.get("adversary")
-        if adversary:
-            method.load_state_dict(adversary["state"])
-            method.load_extra_state(adversary.get("extra", {}))
-            if adv_optimizer is not None and adversary.get("optimizer"):
-                adv_optimizer.load_state_dict(adversary["optimizer"])
-        progress_state = checkpoint["progress"]
-        start_iter = int(progress_state["iteration"])
-        start_epoch = int(progress_state["epoch"])
-        start_batch = int(progress_state["batch_in_epoch"])
-        rng = checkpoint["rng"]
-        set_rng_state(rng[dist.rank()] if isinstance(rng, list) else rng)
-
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+        optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=tcfg.lr,
+            momentum=tcfg.momentum,
+            weight_decay=tcfg.weight_decay,
         )
-    dataset = DetectionDataset(
-        train_split.records,
-        train=True,
-        use_difficult=config.data.use_difficult,
-        mask_loader=mask_loader_for(train_split) if config.model.detector == "mask_rcnn" else None,
-        proposals=proposals.for_record if proposals is not None else None,
-    )
-    writer = MetricsWriter(output, enabled=main)
-    if checkpoint is not None:
-        writer.truncate_after(start_iter)
+        sampler = TrainBatchSampler(
+            [r.aspect_ratio for r in self.train_split.records],
+            tcfg.batch_size,
+            seed=tcfg.seed,
+            group_by_aspect_ratio=config.data.aspect_ratio_grouping,
+            flip=config.data.flip,
+        )
+        iters_per_epoch = len(sampler)
+        max_iters = schedule_length(tcfg, iters_per_epoch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
+        use_amp = tcfg.amp and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        hooks = method_hooks(method, model)
 
-    def save_checkpoint(iteration: int, epoch: int, batch_in_epoch: int) -> None:
+        start_iter, start_epoch, start_batch = 0, 0, 0
+        checkpoint = self.checkpoint
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["scheduler"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            progress = checkpoint["progress"]
+            start_iter = int(progress["iteration"])
+            start_epoch, start_batch = int(progress["epoch"]), int(progress["batch_in_epoch"])
+            rng = checkpoint["rng"]
+            set_rng_state(rng[dist.rank()] if isinstance(rng, list) else rng)
+
+        self.model = model
+        if world > 1:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.writer = MetricsWriter(self.output, enabled=self.main)
+        if checkpoint is not None:
+            self.writer.truncate_after(start_iter)
+        description = f"training {config.method.name} for {max_iters} iterations ({iters_per_epoch}/epoch) in {self.output}"
+        hooks += [
+            MetricsLogger(self.writer, tcfg.log_every, quiet=self.quiet, description=description),
+            PeriodicEvaluation(tcfg.eval_every, lambda it: self._evaluate(it, write_file=False)),
+            StopOnSignal(self.stop),
+            Checkpointer(tcfg.checkpoint_every, self._save_checkpoint),
+        ]
+        data = self._batches(sampler, start_epoch, start_batch)
+        self.trainer = Trainer(
+            model,
+            method,
+            optimizer,
+            scheduler,
+            scaler,
+            data,
+            device=device,
+            max_iters=max_iters,
+            start_iter=start_iter,
+            use_amp=use_amp,
+            clip_grad_norm=tcfg.clip_grad_norm,
+            hooks=hooks,
+        )
+        if checkpoint is not None:
+            self.trainer.load_adversary_state(checkpoint.get("adversary") or {})
+        try:
+            self.trainer.train()
+        except NonFiniteLoss as exc:
+            kept = (
+                f"the last good checkpoint {self.ckpt_path} is kept"
+                if self.ckpt_path.exists()
+                else "no checkpoint yet"
+            )
+            raise TrainingError(f"{exc}; {kept}") from None
+        finally:
+            data.close()
+        return self._finish()
+
+    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int) -> Iterator[Batch]:
+        """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, with their position."""
+        rank, world = dist.rank(), dist.world_size()
+        loader = DataLoader(
+            self._dataset(),
+            batch_sampler=_Shards(sampler, epoch, batch, rank, world),
+            num_workers=self.config.data.num_workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),  # never draw from the global RNG (exact resume)
+            worker_init_fn=ignore_signals_in_worker,
+        )
+        for (e, b, _), (images, targets) in zip(sampler.iterate(epoch, batch), loader):
+            yield e, b, images, targets
+
+    def _dataset(self) -> DetectionDataset:
+        split, config = self.train_split, self.config
+        return DetectionDataset(
+            split.records,
+            train=True,
+            use_difficult=config.data.use_difficult,
+            mask_loader=mask_loader_for(split) if config.model.detector == "mask_rcnn" else None,
+            proposals=self.proposals.for_record if self.proposals is not None else None,
+        )
+
+    # --- outputs ----------------------------------------------------------------------------
+    def _save_checkpoint(self, iteration: int, epoch: int, batch_in_epoch: int) -> None:
         rngs = dist.all_gather_object(rng_state())
-        if not main:
+        if not self.main:
             return
+        t = self.trainer
         state = {
             "format": FORMAT,
             "version": VERSION,
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "adversary": {
-                "name": config.method["name"],
-                "state": method.state_dict(),
-                "optimizer": adv_optimizer.state_dict() if adv_optimizer is not None else {},
-                "extra": method.extra_state(),
-            },
+            "model": self.model.state_dict(),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "scaler": t.scaler.state_dict(),
+            "adversary": t.adversary_state(),
             "progress": {"iteration": iteration, "epoch": epoch, "batch_in_epoch": batch_in_epoch},
-            "rng": rngs if world > 1 else rngs[0],
-            "config": config.to_dict(),
-            "classes": list(train_split.classes),
+            "rng": rngs if dist.world_size() > 1 else rngs[0],
+            "config": self.config.to_dict(),
+            "classes": list(self.train_split.classes),
         }
-        save_atomic(state, ckpt_path)
+        save_atomic(state, self.ckpt_path)
 
-    def batches():
-        epoch, first = start_epoch, start_batch
-        while True:
-            plan = sampler.epoch(epoch)[first:]
-            loader = DataLoader(
-                dataset,
-                batch_sampler=[shard(b, dist.rank(), world) for b in plan],
-                num_workers=config.data.num_workers,
-                collate_fn=collate,
-                pin_memory=device.type == "cuda",
-                generator=torch.Generator(),  # never draw from the global RNG (exact resume)
-                worker_init_fn=ignore_signals_in_worker,
-            )
-            for k, (images, targets) in enumerate(loader):
-                yield epoch, first + k, images, targets
-            epoch, first = epoch + 1, 0
-
-    show_bar = main and not quiet and sys.stdout.isatty()
-    bar = tqdm(
-        total=max_iters, initial=start_iter, desc="train", unit="it", disable=not show_bar, dynamic_ncols=True
-    )
-    iteration = start_iter
-    epoch, batch_in_epoch = start_epoch, start_batch
-    interrupted = False
-    adv_params = method.adversary_parameters()
-    if main and not quiet and not show_bar:
-        print(
-            f"training {config.method['name']} for {max_iters} iterations ({iters_per_epoch}/epoch) in {output}",
-            flush=True,
-        )
-
-    model.train()
-    data_iter = batches() if start_iter < max_iters else iter(())
-    tick = time.perf_counter()
-    try:
-        for epoch, batch_in_epoch, images, targets in data_iter:
-            data_time = time.perf_counter() - tick
-            images = [im.to(device, non_blocking=True) for im in images]
-            targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
-            method.start_iteration(iteration, max_iters)
-            trains_detector = method.trains_detector()
-            grad_context = contextlib.nullcontext() if trains_detector else torch.no_grad()
-            with grad_context, torch.autocast(device.type, enabled=use_amp):
-                loss_dict = model(images, targets)
-            loss = sum(loss_dict.values())
-            batch = getattr(method, "last_batch", None)
-            adv_losses = batch.adversary_losses if batch is not None else {}
-            adv_loss = sum(adv_losses.values()) if adv_losses else None
-
-            finite = bool(torch.isfinite(loss).item()) and (
-                adv_loss is None or bool(torch.isfinite(adv_loss).item())
-            )
-            if dist.any_true(not finite, device):
-                terms = ", ".join(
-                    f"{k}={float(v.detach()):.4g}" for k, v in {**loss_dict, **adv_losses}.items()
+    def _finish(self) -> TrainResult:
+        t = self.trainer
+        if t.interrupted:
+            self.writer.close()
+            if self.main:
+                print(
+                    f"iadet: interrupted at iteration {t.iter}/{t.max_iters}; checkpoint saved to {self.ckpt_path}.\n"
+                    f"Resume with: iadet train --config {self.output / 'config.yaml'} --output {self.output} --resume",
+                    file=sys.stderr,
+                    flush=True,
                 )
-                kept = (
-                    f"the last good checkpoint {ckpt_path} is kept"
-                    if ckpt_path.exists()
-                    else "no checkpoint yet"
-                )
-                raise TrainingError(f"non-finite loss at iteration {iteration + 1}: {terms}; {kept}")
+            return TrainResult(self.output, t.iter, interrupted=True)
+        if self.main:
+            save_atomic(self.model.state_dict(), self.output / "model_final.pth")
+        evaluation = self._evaluate(t.iter, write_file=True) if self.config.train.eval_at_end else None
+        self.writer.close()
+        dist.barrier()
+        return TrainResult(self.output, t.iter, interrupted=False, evaluation=evaluation)
 
-            lr_used = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            adv_grads = None
-            if adv_loss is not None and adv_params and adv_loss.requires_grad:
-                adv_grads = torch.autograd.grad(
-                    adv_loss, adv_params, retain_graph=trains_detector, allow_unused=True
-                )
-            if trains_detector:
-                scaler.scale(loss).backward()
-                if tcfg.clip_grad_norm:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, tcfg.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            if adv_optimizer is not None:
-                adv_optimizer.zero_grad(set_to_none=True)
-                if adv_grads is not None:
-                    for p, g in zip(adv_params, adv_grads):
-                        p.grad = g if g is not None else torch.zeros_like(p)
-                dist.average_gradients(adv_params)
-                adv_optimizer.step()
-            with warnings.catch_warnings():
-                # the schedule follows the global iteration, also while the detector is frozen
-                # (A-Fast-RCNN's ASDN pre-training), where torch warns that no optimizer.step ran
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                scheduler.step()
-            iteration += 1
-            batch_in_epoch += 1
-
-            now = time.perf_counter()
-            step_time = now - tick
-            tick = now
-            bar.update(1)
-            if iteration % max(tcfg.log_every, 1) == 0 or iteration == max_iters:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                terms = {"loss": loss, **loss_dict, **adv_losses}
-                names = list(terms)
-                # under DDP, log the mean over ranks (the loss of the whole global batch)
-                values = dist.all_reduce_mean(
-                    torch.stack([terms[k].detach().float() for k in names])
-                ).tolist()
-                row = {
-                    "type": "train",
-                    "iter": iteration,
-                    "epoch": epoch,
-                    **dict(zip(names, values)),
-                    "lr": lr_used,
-                    "time": step_time,
-                    "data_time": data_time,
-                }
-                if batch is not None:
-                    row.update(batch.stats)
-                writer.log(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
-                if main and not quiet and not show_bar:
-                    print(
-                        f"iter {iteration}/{max_iters} loss {row['loss']:.4f} lr {row['lr']:.2e} {step_time:.3f}s/it",
-                        flush=True,
-                    )
-
-            if tcfg.eval_every and iteration % tcfg.eval_every == 0 and iteration < max_iters:
-                _evaluate(
-                    model,
-                    config,
-                    output,
-                    iteration,
-                    device,
-                    writer,
-                    quiet=quiet,
-                    write_file=False,
-                    proposals=proposals,
-                )
-                tick = time.perf_counter()
-
-            stop_now = dist.any_true(stop.signal is not None, device)
-            if (
-                stop_now
-                or (tcfg.checkpoint_every and iteration % tcfg.checkpoint_every == 0)
-                or iteration >= max_iters
-            ):
-                save_checkpoint(iteration, epoch, batch_in_epoch)
-            if stop_now:
-                interrupted = True
-                break
-            if iteration >= max_iters:
-                break
-    finally:
-        bar.close()
-        close = getattr(data_iter, "close", None)
-        if close is not None:
-            close()
-
-    if interrupted:
-        writer.close()
-        if main:
-            print(
-                f"iadet: interrupted at iteration {iteration}/{max_iters}; checkpoint saved to {ckpt_path}.\n"
-                f"Resume with: iadet train --config {output / 'config.yaml'} --output {output} --resume",
-                file=sys.stderr,
-                flush=True,
-            )
-        return TrainResult(output, iteration, interrupted=True)
-
-    if main:
-        save_atomic(_unwrap(model).state_dict(), output / "model_final.pth")
-    evaluation = None
-    if tcfg.eval_at_end:
-        evaluation = _evaluate(
-            model,
+    def _evaluate(self, iteration: int, *, write_file: bool) -> dict[str, Any] | None:
+        config = self.config
+        _, _, summary = evaluate_split(
+            self.model,
             config,
-            output,
-            iteration,
-            device,
-            writer,
-            quiet=quiet,
-            write_file=True,
-            proposals=proposals,
+            config.data.test_split,
+            self.device,
+            progress=self.main and not self.quiet and sys.stdout.isatty(),
+            proposals=self.proposals,
         )
-    writer.close()
-    dist.barrier()
-    return TrainResult(output, iteration, interrupted=False, evaluation=evaluation)
+        if summary is None:
+            return None
+        summary["checkpoint"] = str(self.output / "model_final.pth")
+        self.writer.log(
+            {
+                "type": "eval",
+                "iter": iteration,
+                **{k: v for k, v in summary.items() if k in ("split", "metric", "mAP", "AP", "AP50", "AP75")},
+            }
+        )
+        if write_file:
+            (self.output / "eval.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        if not self.quiet:
+            print(f"{summary['split']}: {summary['metric']} mAP = {summary['mAP']:.4f}", flush=True)
+        return summary
+
+
+class _Shards:
+    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever."""
+
+    def __init__(self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int) -> None:
+        self.sampler, self.epoch, self.batch, self.rank, self.world = sampler, epoch, batch, rank, world
+
+    def __iter__(self):
+        for _, _, batch in self.sampler.iterate(self.epoch, self.batch):
+            yield shard(batch, self.rank, self.world)
 
 
 def _open_proposals(config: Config, train_split: Any) -> Proposals | None:
@@ -523,40 +434,3 @@ def _open_proposals(config: Config, train_split: Any) -> Proposals | None:
     proposals = load_proposals(config.data.proposals)
     proposals.check(train_split.records, train_split.name)
     return proposals
-
-
-def _evaluate(
-    model: nn.Module,
-    config: Config,
-    output: Path,
-    iteration: int,
-    device: torch.device,
-    writer: MetricsWriter,
-    *,
-    quiet: bool,
-    write_file: bool,
-    proposals: Proposals | None = None,
-) -> dict[str, Any] | None:
-    _, _, summary = evaluate_split(
-        _unwrap(model),
-        config,
-        config.data.test_split,
-        device,
-        progress=dist.is_main() and not quiet and sys.stdout.isatty(),
-        proposals=proposals,
-    )
-    if summary is None:
-        return None
-    summary["checkpoint"] = str(output / "model_final.pth")
-    writer.log(
-        {
-            "type": "eval",
-            "iter": iteration,
-            **{k: v for k, v in summary.items() if k in ("split", "metric", "mAP", "AP", "AP50", "AP75")},
-        }
-    )
-    if write_file:
-        (output / "eval.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    if not quiet:
-        print(f"{summary['split']}: {summary['metric']} mAP = {summary['mAP']:.4f}", flush=True)
-    return summary

@@ -6,9 +6,14 @@ same submodules, same state-dict keys, and in eval mode it *is* torchvision's fo
 box head, predictor, Fast R-CNN loss (and the mask branch for Mask R-CNN) — with the
 method's hook between pooling and the box head::
 
-    pooled = box_roi_pool(features, proposals)        # (N, C, H, W)
-    pooled = method(pooled, labels, score_fn, batch)  # IA / ASDN / ASTN / identity
-    logits, deltas = box_predictor(box_head(pooled))
+    pooled = box_roi_pool(features, proposals)          # (N, C, H, W)
+    out = method(pooled, labels, score_fn, batch)       # IA / ASDN / ASTN / identity -> RoIOutput
+    logits, deltas = box_predictor(box_head(out.features))
+
+Everything the method produced leaves through the return value, as torchvision's losses do:
+its losses join the loss dict under ``adversary.`` (:func:`~iadet.modeling.methods.base.split_losses`),
+its statistics go to the step's metrics (:func:`iadet.events.put_scalars`, a no-op outside a
+training loop that records them).
 
 The method is stored outside the module tree (not a registered child), so the detector's
 ``state_dict`` never contains it.
@@ -25,11 +30,42 @@ from torchvision.models.detection.roi_heads import (
     maskrcnn_loss,
 )
 
-from iadet.modeling.methods.base import RoIBatch, RoIMethod
+from iadet.events import put_scalars
+from iadet.modeling.methods.base import ADVERSARY_PREFIX, RoIBatch, RoIMethod
 
 
 class HookedRoIHeads(RoIHeads):
     """RoIHeads whose training forward passes the pooled RoI features through a method."""
+
+    @classmethod
+    def from_heads(cls, heads: RoIHeads, method: RoIMethod | None = None) -> HookedRoIHeads:
+        """A hooked copy of torchvision's ``heads``: the same submodules (shared, not copied) and settings."""
+        if type(heads) is not RoIHeads:
+            raise TypeError(f"cannot hook {type(heads).__name__}; expected torchvision's RoIHeads")
+        sampler, matcher = heads.fg_bg_sampler, heads.proposal_matcher
+        hooked = cls(
+            heads.box_roi_pool,
+            heads.box_head,
+            heads.box_predictor,
+            fg_iou_thresh=matcher.high_threshold,
+            bg_iou_thresh=matcher.low_threshold,
+            batch_size_per_image=sampler.batch_size_per_image,
+            positive_fraction=sampler.positive_fraction,
+            bbox_reg_weights=heads.box_coder.weights,
+            score_thresh=heads.score_thresh,
+            nms_thresh=heads.nms_thresh,
+            detections_per_img=heads.detections_per_img,
+            mask_roi_pool=heads.mask_roi_pool,
+            mask_head=heads.mask_head,
+            mask_predictor=heads.mask_predictor,
+            keypoint_roi_pool=heads.keypoint_roi_pool,
+            keypoint_head=heads.keypoint_head,
+            keypoint_predictor=heads.keypoint_predictor,
+        )
+        hooked.proposal_matcher.allow_low_quality_matches = matcher.allow_low_quality_matches
+        hooked.train(heads.training)
+        hooked.set_method(method)
+        return hooked
 
     @property
     def roi_method(self) -> RoIMethod | None:
@@ -89,19 +125,16 @@ class HookedRoIHeads(RoIHeads):
             image_shapes=image_shapes,
             iteration=method.iteration,
         )
-        pooled = method(pooled, batch.labels, self.score_fn, batch)
-        method.last_batch = batch  # read by the engine for adversary losses and stats
-
-        if batch.keep is not None:
-            # the method trains on a subset of RoIs (OHEM): features already subset to `keep`
-            keep = batch.keep
+        out = method(pooled, batch.labels, self.score_fn, batch)
+        keep = out.keep
+        if keep is not None:
+            # the method trains on a subset of RoIs (OHEM): its features are already that subset
             labels_used = [batch.labels[keep]]
             targets_used = [batch.regression_targets[keep]]
         else:
-            keep = None
             labels_used, targets_used = labels, regression_targets
 
-        box_features = self.box_head(pooled)
+        box_features = self.box_head(out.features)
         class_logits, box_regression = self.box_predictor(box_features)
         loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels_used, targets_used)
         losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
@@ -110,6 +143,8 @@ class HookedRoIHeads(RoIHeads):
             losses.update(
                 self._mask_loss(features, proposals, image_shapes, targets, labels, matched_idxs, keep)
             )
+        losses.update({ADVERSARY_PREFIX + name: value for name, value in out.losses.items()})
+        put_scalars(out.stats)
         return [], losses
 
     def _mask_loss(
@@ -147,15 +182,15 @@ class HookedRoIHeads(RoIHeads):
 
 
 def attach_method(model: nn.Module, method: RoIMethod | None) -> nn.Module:
-    """Turn ``model.roi_heads`` into a :class:`HookedRoIHeads` (in place) and give it ``method``.
+    """Give ``model`` (in place) hooked RoI heads carrying ``method``; returns ``model``.
 
-    Works on any torchvision two-stage detector (Faster/Mask R-CNN); parameters, buffers and
-    state-dict keys are unchanged.
+    Works on any torchvision two-stage detector (Faster/Mask R-CNN): its ``roi_heads`` is replaced
+    by :meth:`HookedRoIHeads.from_heads` (the same submodules), so parameters, buffers and
+    state-dict keys are unchanged; already hooked heads just get the new method.
     """
     heads = model.roi_heads
-    if not isinstance(heads, HookedRoIHeads):
-        if type(heads) is not RoIHeads:
-            raise TypeError(f"cannot hook {type(heads).__name__}; expected torchvision's RoIHeads")
-        heads.__class__ = HookedRoIHeads
-    heads.set_method(method)
+    if isinstance(heads, HookedRoIHeads):
+        heads.set_method(method)
+    else:
+        model.roi_heads = HookedRoIHeads.from_heads(heads, method)
     return model

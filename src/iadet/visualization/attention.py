@@ -18,15 +18,12 @@ resizes deterministically then, and no normalisation statistic is updated.
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from iadet.modeling.methods.head import gt_probabilities
+from iadet.modeling.methods.head import eval_mode, gt_probabilities, pool_rois
 from iadet.modeling.methods.inverted_attention import (
     attention_weights,
     gt_score_gradients,
@@ -42,41 +39,6 @@ __all__ = [
     "roi_attention",
     "top_affected_channels",
 ]
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode, every submodule's mode restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def pool_rois(model: nn.Module, images: Sequence[Tensor], boxes: Sequence[Tensor]) -> Tensor:
-    """The detector's RoI-pooled features of ``boxes`` in ``images``: ``(sum N_i, C, H, W)`` float32.
-
-    Args:
-        model: a torchvision two-stage detector (``transform``, ``backbone``, ``roi_heads``).
-        images: per image a float ``(3, H_i, W_i)`` tensor in [0, 1], at its original size, on the
-            model's device.
-        boxes: per image ``(N_i, 4)`` ``x1, y1, x2, y2`` in the original image's pixels.
-
-    The images go through the model's own transform (resize + normalisation, eval mode), which
-    scales the boxes with them, then the backbone and ``roi_heads.box_roi_pool``; no gradient.
-    """
-    device = images[0].device
-    targets = [{"boxes": b.to(device=device, dtype=torch.float32)} for b in boxes]
-    with eval_mode(model), torch.no_grad(), torch.autocast(device.type, enabled=False):
-        batch, targets = model.transform(list(images), targets)
-        features = model.backbone(batch.tensors)
-        if isinstance(features, Tensor):
-            features = OrderedDict([("0", features)])
-        pooled = model.roi_heads.box_roi_pool(features, [t["boxes"] for t in targets], batch.image_sizes)
-    return pooled.float()
 
 
 @dataclass

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from iadet.cli import main
-from iadet.config import load_config
+from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
 from iadet.engine import trainer as trainer_module
 from iadet.engine.checkpoint import check_plain
 from iadet.engine.trainer import train
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import build_method, resolve_method_params
+from iadet.modeling.methods import adversary_parameters, build_method, split_losses
 
 from conftest import make_voc, read_jsonl, tiny_overrides, write_voc_xml
 
@@ -52,9 +52,7 @@ def _joint_method(name: str, **params):
     """``name`` in its joint stage on the tiny detector (every image adversarial)."""
     if name != "astn":
         params = {"pretrain_iters": 0, **params}
-    method = build_method(
-        resolve_method_params({"name": name, "warmup_iters": 0, "image_share": 1.0, **params})
-    )
+    method = build_method(method_params({"name": name, "warmup_iters": 0, "image_share": 1.0, **params}))
     model = build_model(TINY, 3, method)
     method.setup(model)
     method.start_iteration(0, 10)
@@ -82,12 +80,11 @@ def test_gradient_isolation_inside_the_detector(name):
     # with drop_threshold -1 every sampled mask teaches the ASDN
     method, model = _joint_method(name, **({} if name == "astn" else {"drop_threshold": -1.0}))
     images, targets = _inputs(empty_second=False)
-    losses = model(images, targets)
-    adversary_losses = method.last_batch.adversary_losses
+    losses, adversary_losses = split_losses(model(images, targets))
     assert set(adversary_losses) == {"asdn": {"loss_asdn"}, "astn": {"loss_astn"}}.get(
         name, {"loss_asdn", "loss_astn"}
     )
-    adversary = method.adversary_parameters()
+    adversary = adversary_parameters(method)
     detector = [p for p in model.parameters() if p.requires_grad]
     assert {id(p) for p in adversary}.isdisjoint(id(p) for p in detector)
 
@@ -128,7 +125,7 @@ def test_the_adversary_optimiser_follows_caffe_for_the_asdn_and_spares_the_astn_
         "asdn-bias": (0.02, 0.0, 0.9),
         "astn": (0.05, 0.0, 0.9),
     }
-    assert sum(len(g["params"]) for g in groups) == len(method.adversary_parameters())
+    assert sum(len(g["params"]) for g in groups) == len(adversary_parameters(method))
 
 
 @pytest.mark.parametrize("name", ADVERSARIAL + BASELINES)
@@ -136,15 +133,15 @@ def test_methods_run_under_cpu_autocast_with_an_image_without_objects(name):
     torch.manual_seed(0)
     method, model = _joint_method(name) if name in ADVERSARIAL else (None, None)
     if method is None:
-        method = build_method(resolve_method_params({"name": name}))
+        method = build_method(method_params({"name": name}))
         model = build_model(TINY, 3, method).train()
         method.setup(model)
         method.start_iteration(0, 10)
     images, targets = _inputs(empty_second=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses = model(images, targets)
+        losses, adversary_losses = split_losses(model(images, targets))
     assert all(bool(torch.isfinite(v)) for v in losses.values())
-    for loss in method.last_batch.adversary_losses.values():
+    for loss in adversary_losses.values():
         assert loss.dtype == torch.float32 and bool(torch.isfinite(loss)) and loss.requires_grad
 
 

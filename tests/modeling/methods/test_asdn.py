@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iadet.modeling.methods import build_method, resolve_method_params
+from iadet.config import method_params
+from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.adversarial import adversarial_images, stage_bounds
 from iadet.modeling.methods.asdn import (
     ASDN,
@@ -197,15 +198,15 @@ def test_joint_stage_targets_only_the_masks_that_lowered_p_gt_enough():
     batch = _batch(labels, images=2)
     out = method(features.clone().requires_grad_(True), labels, head, batch)
 
-    dropped = out.detach() == 0
+    dropped = out.features.detach() == 0
     assert not bool(dropped[:4].any())  # the first image stays clean
     assert dropped[[4, 5, 7]].flatten(1).sum(1).tolist() == [15, 15, 15]  # foreground RoIs only
     assert not bool(dropped[6].any())
-    assert batch.stats["asdn_valid"] == pytest.approx(2 / 3)  # the two class-1 RoIs
+    assert out.stats["asdn_valid"] == pytest.approx(2 / 3)  # the two class-1 RoIs
     logits = method.asdn(features[[4, 7]])
     bce = F.binary_cross_entropy_with_logits(logits, dropped[[4, 7], 0].float(), reduction="sum")
     expected = 0.0025 * bce / (8 * h * w)  # the code: normalised by all sampled RoIs and cells
-    assert batch.adversary_losses["loss_asdn"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out.losses["loss_asdn"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_pretraining_learns_the_hardest_window_of_foreground_rois_and_leaves_features():
@@ -221,14 +222,14 @@ def test_pretraining_learns_the_hardest_window_of_foreground_rois_and_leaves_fea
     batch = _batch(labels)
     with torch.no_grad():  # the engine's forward while the detector is frozen
         out = method(features, labels, head, batch)
-    assert out is features
-    loss = batch.adversary_losses["loss_asdn"]
+    assert out.features is features
+    loss = out.losses["loss_asdn"]
     assert loss.requires_grad
     target = torch.zeros(2, h, w)
     target[:, 2:4, 4:6] = 1
     expected = F.binary_cross_entropy_with_logits(method.asdn(features[[0, 2]]), target)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    grads = torch.autograd.grad(loss, method.adversary_parameters())
+    grads = torch.autograd.grad(loss, adversary_parameters(method))
     assert all(g is not None for g in grads) and head.weights.grad is None
 
 
@@ -239,15 +240,13 @@ def test_no_foreground_still_gives_every_adversary_parameter_a_zero_gradient():
     batch = _batch(labels)
     features = torch.rand(4, 1, 7, 7)
     out = method(features, labels, CellHead(torch.ones(2, 7, 7)), batch)
-    assert torch.equal(out, features)
-    grads = torch.autograd.grad(batch.adversary_losses["loss_asdn"], method.adversary_parameters())
+    assert torch.equal(out.features, features)
+    grads = torch.autograd.grad(out.losses["loss_asdn"], adversary_parameters(method))
     assert all(bool(g.eq(0).all()) for g in grads)
 
 
 def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
-    method = build_method(
-        resolve_method_params({"name": "fixed-asdn", "warmup_iters": 0, "pretrain_iters": 0})
-    )
+    method = build_method(method_params({"name": "fixed-asdn", "warmup_iters": 0, "pretrain_iters": 0}))
     assert method.params.joint_update is False
     assert build_method({"name": "fixed-asdn"}).params.joint_update is False  # the preset, also here
     method.asdn = ASDN(1, width=8)
@@ -256,9 +255,9 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
     batch = _batch(labels, images=2)
     features = torch.rand(4, 1, 7, 7) + 0.5
     out = method(features, labels, CellHead(torch.ones(2, 7, 7)), batch)
-    assert batch.adversary_losses == {}
-    assert torch.equal(out[:2], features[:2])  # the first image stays clean
-    assert (out[2:] == 0).flatten(1).sum(1).tolist() == [15, 15]
+    assert out.losses == {}
+    assert torch.equal(out.features[:2], features[:2])  # the first image stays clean
+    assert (out.features[2:] == 0).flatten(1).sum(1).tolist() == [15, 15]
 
 
 def test_the_zero_loss_gives_dense_zero_gradients():
@@ -266,6 +265,6 @@ def test_the_zero_loss_gives_dense_zero_gradients():
     method.start_iteration(0, 10)
     labels = torch.zeros(2, dtype=torch.int64)
     batch = _batch(labels)
-    method(torch.rand(2, 1, 7, 7), labels, CellHead(torch.ones(2, 7, 7)), batch)
-    grads = torch.autograd.grad(batch.adversary_losses["loss_asdn"], method.adversary_parameters())
+    out = method(torch.rand(2, 1, 7, 7), labels, CellHead(torch.ones(2, 7, 7)), batch)
+    grads = torch.autograd.grad(out.losses["loss_asdn"], adversary_parameters(method))
     assert all(g.is_contiguous() and bool(g.eq(0).all()) for g in grads)  # safe for an in-place all_reduce

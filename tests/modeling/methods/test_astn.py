@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 
-from iadet.modeling.methods import build_method
+from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.astn import ASTN, astn_objective, rotate_channel_blocks
 from iadet.modeling.methods.base import RoIBatch
 
@@ -98,17 +98,17 @@ def test_astn_rotates_foreground_rois_with_detached_angles_and_only_its_loss_tra
     )
     features = torch.randn(3, 2, 7, 7, requires_grad=True)
     out = method(features, labels, head, batch)
-    assert torch.equal(out[1], features[1])  # background untouched
-    assert not torch.allclose(out[0], features[0])
-    assert 0 < batch.stats["astn_abs_angle"] <= 10.0
+    assert torch.equal(out.features[1], features[1])  # background untouched
+    assert not torch.allclose(out.features[0], features[0])
+    assert 0 < out.stats["astn_abs_angle"] <= 10.0
 
-    detector_loss = F.cross_entropy(head(out), labels)
-    to_adversary = torch.autograd.grad(detector_loss, method.adversary_parameters(), allow_unused=True)
+    detector_loss = F.cross_entropy(head(out.features), labels)
+    to_adversary = torch.autograd.grad(detector_loss, adversary_parameters(method), allow_unused=True)
     assert all(g is None for g in to_adversary)  # the detector's loss never reaches the ASTN
-    adversary_loss = batch.adversary_losses["loss_astn"]
+    adversary_loss = out.losses["loss_astn"]
     (to_features,) = torch.autograd.grad(adversary_loss, [features], allow_unused=True)
     assert to_features is None  # nor does the ASTN's loss reach the backbone
-    grads = torch.autograd.grad(adversary_loss, method.adversary_parameters())
+    grads = torch.autograd.grad(adversary_loss, adversary_parameters(method))
     assert all(g.abs().sum() > 0 for g in grads[-2:])  # fc3
     assert head.fc.weight.grad is None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from iadet.modeling.methods import build_method
+from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.base import RoIBatch
 
 
@@ -35,16 +35,18 @@ def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_t
     features = torch.rand(6, 4, 7, 7) + 0.1
     batch = _batch(labels, images=2)
     out = method(features.requires_grad_(True), labels, WindowHead(), batch)
-    assert torch.equal(out[:3], features[:3])  # the first image is clean
-    zero_cells = (out.detach() == 0).all(dim=1).flatten(1).sum(1)
+    assert torch.equal(out.features[:3], features[:3])  # the first image is clean
+    zero_cells = (out.features.detach() == 0).all(dim=1).flatten(1).sum(1)
     assert zero_cells.tolist() == [0, 0, 0, 15, 0, 15]  # all channels of 15 of 49 cells
-    assert ((out.detach() == 0) == (out.detach() == 0)[:, :1]).all()  # the same cells on every channel
-    (grad,) = torch.autograd.grad(out.sum(), features)
-    assert torch.equal(grad[3] == 0, out[3].detach() == 0)  # gradients through the kept cells only
+    assert (
+        (out.features.detach() == 0) == (out.features.detach() == 0)[:, :1]
+    ).all()  # the same cells on every channel
+    (grad,) = torch.autograd.grad(out.features.sum(), features)
+    assert torch.equal(grad[3] == 0, out.features[3].detach() == 0)  # gradients through the kept cells only
     torch.manual_seed(1)
     a = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
     b = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
-    assert not torch.equal(a, b)  # random cells every call
+    assert not torch.equal(a.features, b.features)  # random cells every call
 
 
 def test_hard_dropout_zeroes_each_rois_hardest_window_every_iteration():
@@ -55,8 +57,8 @@ def test_hard_dropout_zeroes_each_rois_hardest_window_every_iteration():
     out = method(features, labels, WindowHead(), _batch(labels, images=1))
     expected = torch.ones(3, 2, 7, 7)
     expected[[0, 2], :, 2:4, 4:6] = 0
-    assert torch.equal(out, expected)
-    assert method.adversary_parameters() == [] and method.make_adversary_optimizer() is None
+    assert torch.equal(out.features, expected)
+    assert adversary_parameters(method) == [] and "adversary" not in method.training_hooks()
 
 
 def test_a_warmup_leaves_features_alone():
@@ -64,6 +66,6 @@ def test_a_warmup_leaves_features_alone():
     labels = torch.tensor([1, 1])
     features = torch.rand(2, 3, 7, 7)
     method.start_iteration(1, 10)
-    assert torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)), features)
+    assert torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)
     method.start_iteration(2, 10)
-    assert not torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)), features)
+    assert not torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)

@@ -208,19 +208,21 @@ def test_only_the_selected_rois_are_masked_and_gradients_reach_the_features():
     labels = torch.tensor([1, 0, 2, 0, 0, 1, 0, 0])
     batch = _batch(labels)
     out = method(features, labels, head, batch)
-    changed = (out != features).flatten(1).any(1)
+    changed = (out.features != features).flatten(1).any(1)
     assert changed.sum() == 2  # round(0.25 * 8) RoIs, and only those
-    assert batch.stats["ia_masked_fraction"] == pytest.approx(0.25)
-    out.sum().backward()
+    assert out.stats["ia_masked_fraction"] == pytest.approx(0.25)
+    out.features.sum().backward()
     # F_new = F * A with A constant: dF_new/dF is A (0 at the inverted cells, 1 elsewhere)
-    torch.testing.assert_close(features.grad, (out.detach() != 0).float() + (features.detach() == 0).float())
+    torch.testing.assert_close(
+        features.grad, (out.features.detach() != 0).float() + (features.detach() == 0).float()
+    )
 
 
 def test_select_all_masks_every_roi_and_ramps_scale_the_ratio():
     head = LinearHead(c=4, h=3, w=3, k=3)
     features, labels = torch.rand(6, 4, 3, 3), torch.tensor([1, 2, 0, 1, 0, 2])
     out = InvertedAttention(IAParams(select="all"))(features, labels, head, _batch(labels))
-    assert (out != features).flatten(1).any(1).all()
+    assert (out.features != features).flatten(1).any(1).all()
     ramp = InvertedAttention(IAParams(ramp="triangle"))
     ramp.start_iteration(0, 100)
     assert ramp.ratio_factor() == 0.0
@@ -230,7 +232,7 @@ def test_select_all_masks_every_roi_and_ramps_scale_the_ratio():
     warm.start_iteration(5, 100)
     assert warm.ratio_factor() == 0.5
     ramp.start_iteration(0, 100)
-    assert torch.equal(ramp(features, labels, head, _batch(labels)), features)
+    assert torch.equal(ramp(features, labels, head, _batch(labels)).features, features)
 
 
 def test_drop_selection_follows_the_released_code():
@@ -254,25 +256,17 @@ def test_ia_code_masks_only_rois_whose_confidence_dropped():
     features = torch.rand(12, 4, 3, 3)
     labels = torch.tensor([1, 2, 1, 2, 1, 2, 0, 0, 0, 0, 0, 0])
     out = method(features, labels, head, _batch(labels))
-    masked = (out != features).flatten(1).any(1)
+    masked = (out.features != features).flatten(1).any(1)
     assert 0 < masked.sum() <= 6
     with torch.no_grad():
         p_before = head.eval()(features).softmax(1).gather(1, labels.view(-1, 1)).squeeze(1)
-        p_after = head(out).softmax(1).gather(1, labels.view(-1, 1)).squeeze(1)
+        p_after = head(out.features).softmax(1).gather(1, labels.view(-1, 1)).squeeze(1)
     assert (p_before[masked] - p_after[masked] > 0.01).all()
-
-
-def test_keep_last_stores_maps_for_pictures():
-    head = LinearHead(c=4, h=3, w=3, k=3)
-    method = InvertedAttention(IAParams(keep_last=True, select="all"))
-    labels = torch.tensor([1, 2])
-    method(torch.rand(2, 4, 3, 3), labels, head, _batch(labels))
-    assert method.last["attention"].shape == (2, 3, 3) and method.last["mask"].shape == (2, 4, 3, 3)
 
 
 def test_empty_rois():
     method = InvertedAttention()
     empty = torch.zeros(0, 4, 3, 3)
     labels = torch.zeros(0, dtype=torch.long)
-    assert method(empty, labels, LinearHead(c=4, h=3, w=3), _batch(labels)).shape == (0, 4, 3, 3)
+    assert method(empty, labels, LinearHead(c=4, h=3, w=3), _batch(labels)).features.shape == (0, 4, 3, 3)
     assert gt_score_gradients(empty, labels, LinearHead(c=4, h=3, w=3)).shape == (0, 4, 3, 3)

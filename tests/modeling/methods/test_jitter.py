@@ -59,5 +59,5 @@ def test_labels_follow_the_jittered_boxes_and_pooled_rois_are_rotated():
         [(64, 64)],
     )
     out = method(features, batch.labels, heads.score_fn, batch)
-    assert out.shape == features.shape and not torch.allclose(out, features)
-    assert 0 < batch.stats["jitter_abs_angle"] <= 10.0
+    assert out.features.shape == features.shape and not torch.allclose(out.features, features)
+    assert 0 < out.stats["jitter_abs_angle"] <= 10.0

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from iadet.config.schema import ModelConfig
+from iadet.events import EventStorage
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
 from iadet.modeling.methods.ohem import hardest_after_nms, match_all, roi_losses
@@ -71,8 +72,10 @@ def test_ohem_trains_on_the_hardest_rois_only():
         {"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])},
         {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)},
     ]
-    losses = model(images, targets)
-    batch = method.last_batch
-    assert batch.keep is not None and batch.keep.numel() == 16
-    assert len(batch.labels) > 16  # all proposals were scored
+    seen = []
+    model.roi_heads.box_head.register_forward_hook(lambda module, args, output: seen.append(len(args[0])))
+    with EventStorage() as storage:
+        losses = model(images, targets)
+    assert seen[0] > 16 and seen[-1] == 16  # every proposal scored; the head trains on 8 per image
+    assert storage.scalars["ohem_rois"] == 16.0
     assert torch.isfinite(losses["loss_classifier"]) and losses["loss_classifier"].requires_grad

@@ -1,32 +1,38 @@
 """Training methods on the RoI-feature hook.
 
-Importing this package imports every module in it, and each module registers its methods
-with :func:`register_method`; adding a method is adding a file.
+Each module defines method classes that name their parameter class
+(``class InvertedAttention(RoIMethod, params=IAParams)``); the names users choose
+(``method.name=ia``) are presets of those parameter classes, in :mod:`iadet.config.methods`.
+Importing this package imports every method, so :func:`build_method` knows them all.
 """
 
-import importlib
-import pkgutil
-
+from iadet.config.methods import method_names
+from iadet.modeling.methods import (  # noqa: F401  (each module registers its method classes)
+    adversarial,
+    dropout_baselines,
+    inverted_attention,
+    jitter,
+    ohem,
+)
 from iadet.modeling.methods.base import (
-    METHODS,
+    ADVERSARY_PREFIX,
+    IMPLEMENTATIONS,
     RoIBatch,
     RoIMethod,
+    RoIOutput,
+    adversary_parameters,
     build_method,
-    method_names,
-    register_method,
-    resolve_method_params,
+    split_losses,
 )
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
-
 __all__ = [
-    "METHODS",
+    "ADVERSARY_PREFIX",
+    "IMPLEMENTATIONS",
     "RoIBatch",
     "RoIMethod",
+    "RoIOutput",
+    "adversary_parameters",
     "build_method",
     "method_names",
-    "register_method",
-    "resolve_method_params",
+    "split_losses",
 ]

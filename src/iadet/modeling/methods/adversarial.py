@@ -20,22 +20,21 @@ saved with the adversary, so a resume continues the same stages.
 Gradient isolation holds by construction: the adversaries read ``features.detach()`` (the
 backbone gets nothing from them), and the detector sees the features times a sampled mask (a
 constant) rotated by detached angles (the adversaries get nothing from the detector's loss).
-The adversaries' own losses go to ``batch.adversary_losses``, which the engine differentiates
-with respect to the adversaries' parameters only.
+The adversaries' own losses leave in :class:`~iadet.modeling.methods.base.RoIOutput`'s ``losses``,
+which the engine differentiates with respect to the adversaries' parameters only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from iadet.errors import ConfigError
+from iadet.config.methods import ASDNParams, ASTNParams, FusionParams, ScheduleParams
 from iadet.modeling.backbones import feature_shape
 from iadet.modeling.methods.asdn import (
     ASDN,
@@ -47,8 +46,8 @@ from iadet.modeling.methods.asdn import (
     pretrain_loss,
     sliding_windows,
 )
-from iadet.modeling.methods.astn import ASTN, OBJECTIVES, astn_objective, rotate_channel_blocks
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, ScoreFn, register_method
+from iadet.modeling.methods.astn import ASTN, astn_objective, rotate_channel_blocks
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 from iadet.modeling.methods.head import eval_mode, float32_probe, gt_probabilities
 
 STAGES = ("warmup", "pretrain", "joint")
@@ -99,27 +98,18 @@ def selected_foreground(labels: Tensor, batch: RoIBatch, iteration: int, share: 
     return torch.nonzero(chosen[batch.image_index] & (labels > 0)).squeeze(1)
 
 
-@dataclass
-class ScheduleParams:
-    warmup_iters: int | None = None
-    """Stage (a), the detector alone, in iterations; ``None``: ``warmup_fraction`` of ``train.max_iters``."""
-    warmup_fraction: float = 0.125
-    """Stage (a) as a fraction of the run (the paper: 10k of 80k)."""
-    image_share: float = 0.5
-    """Share of each iteration's images whose foreground RoIs are modified (the paper and code: 1 of 2)."""
-
-
 class StagedMethod(RoIMethod):
-    """A method that runs in stages (``warmup`` -> ``pretrain`` -> ``joint``) over one training run."""
+    """A method that runs in stages (``warmup`` -> ``pretrain`` -> ``joint``) over one training run.
 
-    def __init__(self, params: Any = None) -> None:
+    Its parameters are a :class:`~iadet.config.methods.ScheduleParams`; the engine's ``stages`` hook
+    calls :meth:`start_iteration`, skips the detector's update while :meth:`trains_detector` is
+    false, and saves :meth:`extra_state` with the checkpoint.
+    """
+
+    params: ScheduleParams
+
+    def __init__(self, params: ScheduleParams | None = None) -> None:
         super().__init__(params)
-        p = self.params
-        if not 0.0 <= p.image_share <= 1.0:
-            raise ConfigError(f"method.image_share must be in [0, 1], got {p.image_share}")
-        for key in ("warmup_fraction", "pretrain_fraction"):
-            if not 0.0 <= getattr(p, key, 0.0) <= 1.0:
-                raise ConfigError(f"method.{key} must be in [0, 1], got {getattr(p, key)}")
         self.stage = "warmup"
         self._bounds: tuple[int, int] | None = None
         self._bounds_key: list[Any] | None = None
@@ -144,7 +134,11 @@ class StagedMethod(RoIMethod):
             "warmup" if iteration < warmup_end else "pretrain" if iteration < pretrain_end else "joint"
         )
 
+    def training_hooks(self) -> list[str]:
+        return ["stages"]
+
     def trains_detector(self) -> bool:
+        """False while only the adversary trains (A-Fast-RCNN's ASDN pre-training, stage (b))."""
         return self.stage != "pretrain"
 
     def extra_state(self) -> dict[str, Any]:
@@ -168,106 +162,25 @@ def _zero_loss(module: nn.Module) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# parameters
-
-
-@dataclass
-class AdversaryParams(ScheduleParams):
-    lr: float = 0.001
-    """The adversary's SGD learning rate, constant (the code's solver: 0.001)."""
-    momentum: float = 0.9
-    """The adversary's SGD momentum (the code's solver)."""
-
-
-@dataclass
-class ASDNParams(AdversaryParams):
-    """``method.*`` for ``asdn`` / ``fixed-asdn`` (defaults: the released code)."""
-
-    pretrain_iters: int | None = None
-    """Stage (b), ASDN pre-training with the detector frozen; ``None``: ``pretrain_fraction`` of the run."""
-    pretrain_fraction: float = 0.125
-    """Stage (b) as a fraction of the run (the paper: 10k of 80k; the code: 25k)."""
-    width: int = 256
-    """Channels of the ASDN's four 3x3 conv layers."""
-    window_size: int = 0
-    """Stage (b) occlusion window side in cells; 0: ``round(d / 3)`` (2 on 7 x 7)."""
-    window_stride: int = 0
-    """Stage (b) window stride; 0: the window size (16 windows on 7 x 7, as the code)."""
-    drop_fraction: float = 15 / 49
-    """Cells dropped per mask, as a fraction of ``H * W`` (the code: 15 of 49; the paper: 1/3)."""
-    pool_fraction: float = 20 / 49
-    """The top cells of the heat-map they are drawn from (the code: 20 of 49; the paper: 1/2)."""
-    drop_threshold: float = 0.1
-    """A sampled mask teaches the ASDN only if ``p_after[gt] + drop_threshold < p_before[gt]`` (the code)."""
-    loss_weight: float = 0.0025
-    """Weight of the ASDN's joint-stage loss (the code)."""
-    pretrain_loss_weight: float = 1.0
-    """Weight of the ASDN's pre-training loss (the code)."""
-    weight_decay: float = 0.0005
-    """On the ASDN's conv weights (the code's solver; biases: none, and twice the learning rate, as Caffe's)."""
-    joint_update: bool = True
-    """Train the ASDN in stage (c); ``false`` is ``fixed-asdn`` (Table 2: frozen after pre-training)."""
-
-
-@dataclass
-class ASTNParams(AdversaryParams):
-    """``method.*`` for ``astn`` (the paper's Sec. 4.2.2; no released code)."""
-
-    blocks: int = 4
-    """Channel blocks, each with its own angle (the paper: 4)."""
-    max_angle: float = 10.0
-    """Bound on each angle in degrees (the paper: 10, clockwise and anti-clockwise)."""
-    hidden: int = 0
-    """Width of the localisation network's hidden layers; 0: the box head's (``fc6`` out), else 1024."""
-    pool: int = 7
-    """The localisation network reads the features average-pooled to at most ``pool x pool`` (a C4
-    head's 14 x 14 -> 7 x 7); 0: never pooled."""
-    init_from_head: bool = True
-    """Initialise its first two layers from the box head's ``fc6``/``fc7`` when the shapes fit."""
-    objective: str = "max-loss"
-    """``max-loss``: maximise the detector's classification loss (Sec. 3); ``background``: push the
-    foreground RoIs to the background class (Sec. 4.2.2)."""
-    astn_loss_weight: float = 1.0
-    """Weight of the ASTN's loss."""
-    astn_lr: float | None = None
-    """The ASTN's learning rate; ``None``: ``method.lr``. Its last layer starts at zero (the identity),
-    so the angles grow from 0 as it learns; short runs may want more than 0.001."""
-
-
-@dataclass
-class FusionParams(ASDNParams, ASTNParams):
-    """``method.*`` for ``asdn+astn``: every ASDN and ASTN parameter."""
-
-
-# ----------------------------------------------------------------------------------------------
 # the method
 
 
 class AdversarialMethod(StagedMethod):
     """A-Fast-RCNN: hard positives from adversaries on the RoI features (ASDN, ASTN or both)."""
 
-    Params: ClassVar[type] = FusionParams
     uses_asdn: ClassVar[bool] = True
     uses_astn: ClassVar[bool] = True
 
     def __init__(self, params: Any = None) -> None:
         super().__init__(params)
-        p = self.params
-        if self.uses_astn and p.objective not in OBJECTIVES:
-            raise ConfigError(
-                f"method.objective: unknown value '{p.objective}' (valid: {', '.join(OBJECTIVES)})"
-            )
-        if self.uses_asdn:
-            for key in ("drop_fraction", "pool_fraction"):
-                if not 0.0 <= getattr(p, key) <= 1.0:
-                    raise ConfigError(f"method.{key} must be in [0, 1], got {getattr(p, key)}")
-        if self.uses_astn and p.blocks < 1:
-            raise ConfigError(f"method.blocks must be at least 1, got {p.blocks}")
         self.asdn: ASDN | None = None
         self.astn: ASTN | None = None
         self._windows: dict[tuple[int, int], Tensor] = {}
 
     # --- the engine's view ----------------------------------------------------------------
+    def training_hooks(self) -> list[str]:
+        return ["stages", "adversary"]
+
     def setup(self, model: nn.Module) -> None:
         """Size the adversaries to the detector's pooled RoI features ``(C, H, W)``."""
         c, h, w = feature_shape(model)
@@ -284,6 +197,7 @@ class AdversarialMethod(StagedMethod):
                 self.astn.init_from_head(head)
 
     def make_adversary_optimizer(self) -> torch.optim.Optimizer | None:
+        """SGD over the adversaries (the code's solver), or ``None`` when there is none."""
         p = self.params
         groups = []
         if self.asdn is not None:
@@ -301,15 +215,13 @@ class AdversarialMethod(StagedMethod):
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum) if groups else None
 
     # --- the hook -------------------------------------------------------------------------
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
-        batch.stats["adv_stage"] = float(STAGES.index(self.stage))
-        if self.stage == "warmup":
-            return features
-        if self.stage == "pretrain":
-            if self.asdn is not None:
-                self._pretrain_asdn(features, labels, score_fn, batch)
-            return features
-        return self._joint(features, labels, score_fn, batch)
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+        out = RoIOutput(features, stats={"adv_stage": float(STAGES.index(self.stage))})
+        if self.stage == "pretrain" and self.asdn is not None:
+            self._pretrain_asdn(features, labels, score_fn, out)
+        elif self.stage == "joint":
+            out.features = self._joint(features, labels, score_fn, batch, out)
+        return out
 
     def windows(self, height: int, width: int) -> Tensor:
         key = (height, width)
@@ -319,8 +231,8 @@ class AdversarialMethod(StagedMethod):
             )
         return self._windows[key]
 
-    def _pretrain_asdn(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> None:
-        """Stage (b): every foreground RoI's hardest window is the ASDN's target (Eq. 1)."""
+    def _pretrain_asdn(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, out: RoIOutput) -> None:
+        """Stage (b): every foreground RoI's hardest window is the ASDN's target (Eq. 1); adds to ``out``."""
         assert self.asdn is not None
         fg = torch.nonzero(labels > 0).squeeze(1)
         x = features[fg].detach().float()
@@ -331,12 +243,15 @@ class AdversarialMethod(StagedMethod):
             else:
                 targets, p_min = hardest_windows(x, labels[fg], score_fn, self.windows(h, w))
                 loss = pretrain_loss(self.asdn(x), targets)
-                batch.stats["asdn_target_p"] = float(p_min.mean())
-            batch.adversary_losses["loss_asdn"] = self.params.pretrain_loss_weight * loss
-        batch.stats["asdn_rois"] = float(fg.numel())
+                out.stats["asdn_target_p"] = float(p_min.mean())
+            out.losses["loss_asdn"] = self.params.pretrain_loss_weight * loss
+        out.stats["asdn_rois"] = float(fg.numel())
 
-    def _joint(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
-        """Stage (c): mask (ASDN) and rotate (ASTN) the chosen foreground RoIs; train the adversaries."""
+    def _joint(
+        self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch, out: RoIOutput
+    ) -> Tensor:
+        """Stage (c): mask (ASDN) and rotate (ASTN) the chosen foreground RoIs; the adversaries' losses
+        and statistics go to ``out``; returns the detector's features."""
         p = self.params
         n_all, _, h, w = features.shape
         index = selected_foreground(labels, batch, self.iteration, p.image_share)
@@ -353,8 +268,8 @@ class AdversarialMethod(StagedMethod):
                 drop = importance_sample(logits, drop_count, pool_count)
                 keep = (~drop).unsqueeze(1).float()  # (n, 1, H, W), a constant
                 if train_asdn:
-                    batch.adversary_losses["loss_asdn"] = p.loss_weight * self._asdn_joint_loss(
-                        x, keep, drop, logits, fg_labels, score_fn, n_all, batch
+                    out.losses["loss_asdn"] = p.loss_weight * self._asdn_joint_loss(
+                        x, keep, drop, logits, fg_labels, score_fn, n_all, out.stats
                     )
                 x = x * keep
             if self.astn is not None:
@@ -365,10 +280,10 @@ class AdversarialMethod(StagedMethod):
                     loss = astn_objective(logits_cls, fg_labels, p.objective)
                 else:
                     loss = _zero_loss(self.astn)
-                batch.adversary_losses["loss_astn"] = p.astn_loss_weight * loss
+                out.losses["loss_astn"] = p.astn_loss_weight * loss
                 if n:
-                    batch.stats["astn_abs_angle"] = math.degrees(float(angles.detach().abs().mean()))
-        batch.stats["adv_rois"] = n / max(n_all, 1)
+                    out.stats["astn_abs_angle"] = math.degrees(float(angles.detach().abs().mean()))
+        out.stats["adv_rois"] = n / max(n_all, 1)
         if n == 0:
             return features
         # the detector's examples: live features (gradients reach the backbone) times a constant mask,
@@ -389,7 +304,7 @@ class AdversarialMethod(StagedMethod):
         labels: Tensor,
         score_fn: ScoreFn,
         n_all: int,
-        batch: RoIBatch,
+        stats: dict[str, float],
     ) -> Tensor:
         """Eq. 1 on the sampled masks that lowered ``p[gt]`` by more than ``drop_threshold``, summed
         and divided by all ``n_all`` sampled RoIs of the iteration times the cells: the released code
@@ -401,42 +316,24 @@ class AdversarialMethod(StagedMethod):
         p_after = gt_probabilities(x * keep, labels, score_fn)
         valid = meets_drop_rule(p_before, p_after, self.params.drop_threshold)
         _, _, h, w = x.shape
-        batch.stats["asdn_valid"] = float(valid.float().mean())
-        batch.stats["asdn_p_drop"] = float((p_before - p_after).mean())
+        stats["asdn_valid"] = float(valid.float().mean())
+        stats["asdn_p_drop"] = float((p_before - p_after).mean())
         return joint_loss(logits, drop, valid, n_all * h * w)
 
 
-class ASDNMethod(AdversarialMethod):
+class ASDNMethod(AdversarialMethod, params=ASDNParams):
     """A-Fast-RCNN's ASDN: adversarial spatial dropout of foreground RoI features (Sec. 4.2.1)."""
 
-    Params = ASDNParams
     uses_asdn = True
     uses_astn = False
 
 
-class ASTNMethod(AdversarialMethod):
+class ASTNMethod(AdversarialMethod, params=ASTNParams):
     """A-Fast-RCNN's ASTN: adversarial rotation of channel blocks of foreground RoI features (Sec. 4.2.2)."""
 
-    Params = ASTNParams
     uses_asdn = False
     uses_astn = True
 
 
-class FusionMethod(AdversarialMethod):
+class FusionMethod(AdversarialMethod, params=FusionParams):
     """A-Fast-RCNN's full model: the ASDN's mask, then the ASTN's rotation, on the same features (Sec. 4.2.3)."""
-
-    Params = FusionParams
-
-
-register_method(
-    "asdn", doc="A-Fast-RCNN ASDN: warm-up, ASDN pre-training, joint adversarial dropout (the released code)"
-)(ASDNMethod)
-register_method(
-    "fixed-asdn",
-    defaults={"joint_update": False},
-    doc="A-Fast-RCNN ASDN frozen after pre-training (Table 2's 'fixed ASDN')",
-)(ASDNMethod)
-register_method("astn", doc="A-Fast-RCNN ASTN: adversarial rotation of 4 channel blocks, +-10 degrees")(
-    ASTNMethod
-)
-register_method("asdn+astn", doc="A-Fast-RCNN full model: ASDN mask then ASTN rotation")(FusionMethod)

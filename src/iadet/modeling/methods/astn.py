@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from iadet.config.methods import ASTN_OBJECTIVES
 from iadet.errors import ConfigError
 
-OBJECTIVES = ("max-loss", "background")
+OBJECTIVES = ASTN_OBJECTIVES  # the choices of method.objective
 
 
 class ASTN(nn.Module):

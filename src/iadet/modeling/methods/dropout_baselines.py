@@ -17,65 +17,32 @@ parameters, and ``warmup_fraction`` defaults to 0 (masking from the first iterat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from torch import Tensor
 
-from iadet.errors import ConfigError
-from iadet.modeling.methods.adversarial import ScheduleParams, StagedMethod, selected_foreground
+from iadet.config.methods import HardDropoutParams, RandomDropoutParams
+from iadet.modeling.methods.adversarial import StagedMethod, selected_foreground
 from iadet.modeling.methods.asdn import cell_counts, hardest_windows, random_cells, sliding_windows
-from iadet.modeling.methods.base import RoIBatch, ScoreFn, register_method
-
-
-@dataclass
-class RandomDropoutParams(ScheduleParams):
-    """``method.*`` for ``random-dropout``."""
-
-    warmup_fraction: float = 0.0
-    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
-    drop_fraction: float = 15 / 49
-    """Cells dropped per foreground RoI, as a fraction of ``H * W`` (the ASDN's count: 15 of 49)."""
-
-
-@dataclass
-class HardDropoutParams(ScheduleParams):
-    """``method.*`` for ``hard-dropout``."""
-
-    warmup_fraction: float = 0.0
-    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
-    window_size: int = 0
-    """Occlusion window side in cells; 0: ``round(d / 3)`` (2 on 7 x 7)."""
-    window_stride: int = 0
-    """Window stride; 0: the window size (16 windows on 7 x 7)."""
+from iadet.modeling.methods.base import RoIBatch, RoIOutput, ScoreFn
 
 
 class _DropoutBaseline(StagedMethod):
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
         if self.stage == "warmup":
-            batch.stats["adv_rois"] = 0.0
-            return features
+            return RoIOutput(features, stats={"adv_rois": 0.0})
         index = selected_foreground(labels, batch, self.iteration, self.params.image_share)
-        batch.stats["adv_rois"] = index.numel() / max(features.shape[0], 1)
+        stats = {"adv_rois": index.numel() / max(features.shape[0], 1)}
         if index.numel() == 0:
-            return features
+            return RoIOutput(features, stats=stats)
         drop = self.drop_mask(features[index].detach(), labels[index], score_fn)  # (n, H, W) bool
         masked = features[index] * (~drop).unsqueeze(1).to(features.dtype)
-        return features.index_copy(0, index, masked)
+        return RoIOutput(features.index_copy(0, index, masked), stats=stats)
 
     def drop_mask(self, features: Tensor, labels: Tensor, score_fn: ScoreFn) -> Tensor:
         raise NotImplementedError
 
 
-class RandomDropout(_DropoutBaseline):
+class RandomDropout(_DropoutBaseline, params=RandomDropoutParams):
     """Random spatial dropout of foreground RoI features, as many cells as the ASDN (Table 2)."""
-
-    Params = RandomDropoutParams
-
-    def __init__(self, params: Any = None) -> None:
-        super().__init__(params)
-        if not 0.0 <= self.params.drop_fraction <= 1.0:
-            raise ConfigError(f"method.drop_fraction must be in [0, 1], got {self.params.drop_fraction}")
 
     def drop_mask(self, features: Tensor, labels: Tensor, score_fn: ScoreFn) -> Tensor:
         n, _, h, w = features.shape
@@ -83,21 +50,11 @@ class RandomDropout(_DropoutBaseline):
         return random_cells(n, h, w, count, features.device)
 
 
-class HardDropout(_DropoutBaseline):
+class HardDropout(_DropoutBaseline, params=HardDropoutParams):
     """Exhaustive hardest-window dropout of foreground RoI features every iteration (Table 2)."""
-
-    Params = HardDropoutParams
 
     def drop_mask(self, features: Tensor, labels: Tensor, score_fn: ScoreFn) -> Tensor:
         _, _, h, w = features.shape
         windows = sliding_windows(h, w, self.params.window_size, self.params.window_stride)
         targets, _ = hardest_windows(features, labels, score_fn, windows)
         return targets.bool()
-
-
-register_method("random-dropout", doc="A-Fast-RCNN baseline: random spatial dropout, as many cells as ASDN")(
-    RandomDropout
-)
-register_method(
-    "hard-dropout", doc="A-Fast-RCNN baseline: the hardest sliding-window dropout, every iteration"
-)(HardDropout)

@@ -11,12 +11,13 @@ restored afterwards.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
-ScoreFn = Callable[[Tensor], Tensor]
+from iadet.modeling.methods.base import ScoreFn
 
 
 def head_module(score_fn: ScoreFn) -> nn.Module | None:
@@ -28,16 +29,19 @@ def head_module(score_fn: ScoreFn) -> nn.Module | None:
 
 
 @contextlib.contextmanager
-def eval_mode(score_fn: ScoreFn) -> Iterator[None]:
-    """Put the head behind ``score_fn`` in eval mode; restore every submodule's mode after."""
-    module = head_module(score_fn)
+def eval_mode(module_or_score_fn: nn.Module | ScoreFn) -> Iterator[nn.Module | None]:
+    """Put a module (or the head behind ``score_fn``) in eval mode; restore every submodule's mode after.
+
+    Yields the module (``None`` when ``score_fn`` is a plain function, which is then left as it is).
+    """
+    module = head_module(module_or_score_fn)
     if module is None:
-        yield
+        yield None
         return
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        yield
+        yield module
     finally:
         for m, mode in modes:
             m.training = mode
@@ -62,3 +66,26 @@ def gt_probabilities(features: Tensor, labels: Tensor, score_fn: ScoreFn) -> Ten
         logits = score_fn(features.float())
     probs = logits.float().softmax(dim=1)
     return probs.gather(1, labels.view(-1, 1)).squeeze(1)
+
+
+def pool_rois(model: nn.Module, images: Sequence[Tensor], boxes: Sequence[Tensor]) -> Tensor:
+    """The detector's RoI-pooled features of ``boxes`` in ``images``: ``(sum N_i, C, H, W)`` float32.
+
+    Args:
+        model: a torchvision two-stage detector (``transform``, ``backbone``, ``roi_heads``).
+        images: per image a float ``(3, H_i, W_i)`` tensor in [0, 1], at its original size, on the
+            model's device.
+        boxes: per image ``(N_i, 4)`` ``x1, y1, x2, y2`` in the original image's pixels.
+
+    The images go through the model's own transform (resize + normalisation, eval mode), which
+    scales the boxes with them, then the backbone and ``roi_heads.box_roi_pool``; no gradient.
+    """
+    device = images[0].device
+    targets = [{"boxes": b.to(device=device, dtype=torch.float32)} for b in boxes]
+    with eval_mode(model), torch.no_grad(), torch.autocast(device.type, enabled=False):
+        batch, targets = model.transform(list(images), targets)
+        features = model.backbone(batch.tensors)
+        if isinstance(features, Tensor):
+            features = OrderedDict([("0", features)])
+        pooled = model.roi_heads.box_roi_pool(features, [t["boxes"] for t in targets], batch.image_sizes)
+    return pooled.float()

@@ -17,22 +17,14 @@ which differs: spatial only, 18 of 49 cells, RoIs chosen by their confidence dro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from iadet.config.methods import IA_ORIENTATIONS, IA_STRATEGIES, IAParams
 from iadet.errors import ConfigError
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, ScoreFn, register_method
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 from iadet.modeling.methods.head import eval_mode, float32_probe
-
-STRATEGIES = ("soft", "hard", "overturn", "random")
-ORIENTATIONS = ("spatial", "channel", "spatial+channel")
-SELECTIONS = ("random", "drop", "all")
-RAMPS = ("constant", "warmup", "triangle")
-
 
 # ----------------------------------------------------------------------------------------------
 # Eq. 1-4 as functions of tensors
@@ -153,10 +145,10 @@ def inverted_attention_mask(
 
     Returns the mask in ``features.dtype``.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown IA strategy '{strategy}' (valid: {', '.join(STRATEGIES)})")
-    if orientation not in ORIENTATIONS:
-        raise ConfigError(f"unknown IA orientation '{orientation}' (valid: {', '.join(ORIENTATIONS)})")
+    if strategy not in IA_STRATEGIES:
+        raise ConfigError(f"unknown IA strategy '{strategy}' (valid: {', '.join(IA_STRATEGIES)})")
+    if orientation not in IA_ORIENTATIONS:
+        raise ConfigError(f"unknown IA orientation '{orientation}' (valid: {', '.join(IA_ORIENTATIONS)})")
     n, c, h, w_ = features.shape
     w, attention = attention_weights(features, grads)
     a_s = _inversion(attention.reshape(n, h * w_), spatial_ratio, strategy, generator).reshape(n, 1, h, w_)
@@ -204,94 +196,15 @@ def select_by_drop(change: Tensor, labels: Tensor, fg_ratio: float, bg_ratio: fl
 # the training method
 
 
-@dataclass
-class IAParams:
-    """``method.*`` for ``ia`` / ``ia-code`` (every key overridable with ``--set method.<key>=...``)."""
+class InvertedAttention(RoIMethod, params=IAParams):
+    """Inverted Attention on the RoI features: ``F <- F * A`` for a subset of RoIs (Eq. 7).
 
-    strategy: str = "soft"
-    """``soft`` (top-k), ``hard`` (0.5 on min-max normalised), ``overturn`` (1 - A), ``random`` (Table 2)."""
-    orientation: str = "spatial+channel"
-    """``spatial``, ``channel`` or ``spatial+channel`` (Table 3)."""
-    spatial_ratio: float = 1 / 3
-    """Fraction of the H x W cells inverted per RoI (the paper: 33%; the code: 18/49)."""
-    channel_ratio: float = 0.8
-    """Fraction of channels (largest ``w``) handed to the spatial inversion by Eq. 4 (the paper: 80%)."""
-    select: str = "random"
-    """Which RoIs get IA: ``random`` (``roi_ratio`` of all sampled RoIs, the paper), ``drop`` (largest
-    confidence drop, the code), ``all``."""
-    roi_ratio: float = 0.2
-    """``select=random``: fraction of the sampled RoIs inverted (the paper: 20%)."""
-    fg_ratio: float = 0.2
-    """``select=drop``: fraction of foreground RoIs (the code: top 20% by drop)."""
-    bg_ratio: float = 1 / 30
-    """``select=drop``: fraction of background RoIs (the code: top 1/30 by drop)."""
-    drop_offset: float = 0.01
-    """``select=drop``: ``change = p_before[gt] - p_after[gt] - drop_offset`` (the code: 0.01)."""
-    ramp: str = "constant"
-    """Schedule of the selected fraction: ``constant``, ``warmup`` (0 -> full over ``ramp_iters``), or
-    ``triangle`` (0 -> full at mid-training -> 0, as MAL ramps its masked ratio)."""
-    ramp_iters: int = 0
-    """``ramp=warmup``: iterations of the linear warm-up."""
-    keep_last: bool = False
-    """Keep the last attention maps, masks and selected RoIs (for pictures) on ``method.last``."""
-    save_attention_every: int = 0
-    """Every N iterations record the attention ``M`` (Eq. 1) of fixed RoIs, the ground-truth boxes of the
-    first training batch, into the checkpoint for ``iadet visualize evolution`` (Fig. 5); 0 = off."""
-    save_attention_rois: int = 8
-    """``save_attention_every``: how many ground-truth boxes to follow."""
+    Parameters: :class:`~iadet.config.methods.IAParams` (presets ``ia``, the paper, and ``ia-code``,
+    the authors' released code). Random choices draw from the global torch RNG (exact resume).
+    """
 
-
-def _check(params: IAParams) -> None:
-    for key, value, valid in (
-        ("strategy", params.strategy, STRATEGIES),
-        ("orientation", params.orientation, ORIENTATIONS),
-        ("select", params.select, SELECTIONS),
-        ("ramp", params.ramp, RAMPS),
-    ):
-        if value not in valid:
-            raise ConfigError(f"method.{key}: unknown value '{value}' (valid: {', '.join(valid)})")
-    for key in ("spatial_ratio", "channel_ratio", "roi_ratio", "fg_ratio", "bg_ratio"):
-        value = getattr(params, key)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"method.{key} must be in [0, 1], got {value}")
-    if params.save_attention_every < 0 or params.save_attention_rois < 1:
-        raise ConfigError(
-            "method.save_attention_every must be >= 0 and method.save_attention_rois >= 1, got "
-            f"{params.save_attention_every} and {params.save_attention_rois}"
-        )
-
-
-class InvertedAttention(RoIMethod):
-    """Inverted Attention on the RoI features: ``F <- F * A`` for a subset of RoIs (Eq. 7)."""
-
-    Params = IAParams
-
-    def __init__(self, params: IAParams | None = None) -> None:
-        super().__init__(params)
-        _check(self.params)
-        self.generator: torch.Generator | None = None
-        self.last: dict[str, Any] | None = None
-        self.recorder = None  # an AttentionRecorder when save_attention_every > 0
-
-    def setup(self, model: torch.nn.Module) -> None:
-        if self.params.save_attention_every > 0:
-            from iadet.visualization.evolution import AttentionRecorder
-
-            self.recorder = AttentionRecorder(
-                model, every=self.params.save_attention_every, max_rois=self.params.save_attention_rois
-            )
-
-    def start_iteration(self, iteration: int, max_iters: int) -> None:
-        super().start_iteration(iteration, max_iters)
-        if self.recorder is not None:
-            self.recorder.start_iteration(iteration, max_iters)
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"attention_evolution": self.recorder.state_dict()} if self.recorder is not None else {}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if self.recorder is not None and "attention_evolution" in state:
-            self.recorder.load_state_dict(state["attention_evolution"])
+    def training_hooks(self) -> list[str]:
+        return ["attention"] if self.params.save_attention_every > 0 else []
 
     def ratio_factor(self) -> float:
         """The ramp's multiplier of the selected fraction at the current iteration, in [0, 1]."""
@@ -303,19 +216,18 @@ class InvertedAttention(RoIMethod):
             return max(0.0, 1.0 - abs(2.0 * t - 1.0))
         return 1.0
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
         p = self.params
         n = features.shape[0]
         if n == 0:
-            return features
+            return RoIOutput(features)
         factor = self.ratio_factor()
         if p.select == "random":
-            index = select_random(n, p.roi_ratio * factor, self.generator, features.device)
+            index = select_random(n, p.roi_ratio * factor, None, features.device)
         else:
             index = torch.arange(n, device=features.device)
         if index.numel() == 0:
-            batch.stats["ia_masked_fraction"] = 0.0
-            return features
+            return RoIOutput(features, stats={"ia_masked_fraction": 0.0})
 
         probe, probe_labels = features[index], labels[index]
         logits, grads = _gt_logits_and_gradients(probe, probe_labels, score_fn)
@@ -326,25 +238,15 @@ class InvertedAttention(RoIMethod):
             orientation=p.orientation,
             spatial_ratio=p.spatial_ratio,
             channel_ratio=p.channel_ratio,
-            generator=self.generator,
         )
         if p.select == "drop":
             keep = self._drop_selection(probe, probe_labels, logits, mask, score_fn, factor)
             index, mask = index[keep], mask[keep]
-        if self.params.keep_last:
-            _, attention = attention_weights(probe, grads)
-            self.last = {
-                "attention": attention.detach().cpu(),
-                "mask": mask.detach().float().cpu(),
-                "selected": index.detach().cpu(),
-                "labels": labels.detach().cpu(),
-                "iteration": self.iteration,
-            }
-        batch.stats["ia_masked_fraction"] = index.numel() / n
+        stats = {"ia_masked_fraction": index.numel() / n}
         if index.numel() == 0:
-            return features
+            return RoIOutput(features, stats=stats)
         masked = features[index] * mask.detach()
-        return features.index_copy(0, index, masked)
+        return RoIOutput(features.index_copy(0, index, masked), stats=stats)
 
     def _drop_selection(
         self, probe: Tensor, labels: Tensor, logits: Tensor, mask: Tensor, score_fn: ScoreFn, factor: float
@@ -359,21 +261,3 @@ class InvertedAttention(RoIMethod):
             (before.gather(1, gt) - after.gather(1, gt) - self.params.drop_offset).squeeze(1).clamp(min=0)
         )
         return select_by_drop(change, labels, self.params.fg_ratio * factor, self.params.bg_ratio * factor)
-
-
-register_method(
-    "ia", doc="Inverted Attention as the paper describes it (soft, spatial+channel, 20% of RoIs)"
-)(InvertedAttention)
-register_method(
-    "ia-code",
-    defaults={
-        "strategy": "soft",
-        "orientation": "spatial",
-        "spatial_ratio": 18 / 49,
-        "select": "drop",
-        "fg_ratio": 0.2,
-        "bg_ratio": 1 / 30,
-        "drop_offset": 0.01,
-    },
-    doc="Inverted Attention as the authors' released code does it (spatial, 18/49 cells, confidence-drop RoIs)",
-)(InvertedAttention)

@@ -19,27 +19,13 @@ proposals are not jittered. Draws come from the global torch RNG (exact resume).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from iadet.errors import ConfigError
+from iadet.config.methods import JitterParams
 from iadet.modeling.methods.astn import rotate_channel_blocks
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, ScoreFn, register_method
-
-
-@dataclass
-class JitterParams:
-    """``method.*`` for ``jitter``."""
-
-    scale: float = 0.1
-    """Scale jitter: box sides times a factor in ``[1/(1+scale), 1+scale]`` (log-uniform)."""
-    aspect: float = 0.1
-    """Aspect-ratio jitter: ``w/h`` times a factor in ``[1/(1+aspect), 1+aspect]`` (log-uniform)."""
-    rotation: float = 10.0
-    """Rotation jitter of the pooled RoI features, degrees, uniform in ``+-rotation`` (the ASTN's bound)."""
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 
 
 def _log_uniform(n: int, spread: float, device: torch.device) -> Tensor:
@@ -67,31 +53,18 @@ def jitter_boxes(boxes: Tensor, scale: float, aspect: float) -> Tensor:
     return torch.stack([x1, y1, x2, y2], dim=1)
 
 
-class Jitter(RoIMethod):
+class Jitter(RoIMethod, params=JitterParams):
     """Random scale / aspect-ratio / rotation jitter of the proposals (the ASTN's baseline, Sec. 5.2.1)."""
-
-    Params = JitterParams
-
-    def __init__(self, params: Any = None) -> None:
-        super().__init__(params)
-        for key in ("scale", "aspect", "rotation"):
-            if getattr(self.params, key) < 0:
-                raise ConfigError(f"method.{key} must be >= 0, got {getattr(self.params, key)}")
 
     def sample_proposals(self, heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
         p = self.params
         jittered = [jitter_boxes(b.detach(), p.scale, p.aspect) for b in proposals]
         return heads.select_training_samples(jittered, targets)
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
         n = features.shape[0]
         if n == 0 or self.params.rotation == 0:
-            return features
+            return RoIOutput(features)
         degrees = (torch.rand(n, 1, device=features.device) * 2.0 - 1.0) * self.params.rotation
-        batch.stats["jitter_abs_angle"] = float(degrees.abs().mean())
-        return rotate_channel_blocks(features, torch.deg2rad(degrees))
-
-
-register_method(
-    "jitter", doc="A-Fast-RCNN baseline for the ASTN: random scale/aspect/rotation jitter of proposals"
-)(Jitter)
+        stats = {"jitter_abs_angle": float(degrees.abs().mean())}
+        return RoIOutput(rotate_channel_blocks(features, torch.deg2rad(degrees)), stats=stats)

@@ -9,7 +9,7 @@ Instead of sampling 25% foreground / 75% background RoIs at random, OHEM
    ``fastrcnn_loss``, for foreground RoIs);
 3. per image, runs NMS on the RoIs with their loss as the score (IoU 0.7: overlapping RoIs
    share their loss, so one region cannot fill the batch) and keeps the ``B / N`` hardest;
-4. trains the box head on those RoIs only (``batch.keep``); the hook's ``fastrcnn_loss`` then
+4. trains the box head on those RoIs only (``RoIOutput.keep``); the hook's ``fastrcnn_loss`` then
    averages over them.
 
 ``batch_size_per_image`` defaults to ``model.box_batch_size_per_image`` (the OHEM paper: B = 128 RoIs over
@@ -18,29 +18,14 @@ N = 2 images, 64 per image).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import nms
 
-from iadet.errors import ConfigError
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, ScoreFn, register_method
+from iadet.config.methods import OHEMParams
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 from iadet.modeling.methods.head import eval_mode, float32_probe, head_module
-
-
-@dataclass
-class OHEMParams:
-    """``method.*`` for ``ohem``."""
-
-    batch_size_per_image: int = 0
-    """Hard RoIs kept per image; 0: ``model.box_batch_size_per_image``."""
-    nms_thresh: float = 0.7
-    """IoU of the NMS among the RoIs ranked by loss (the OHEM paper: 0.7; 1.0 turns it off)."""
-    box_loss: bool = True
-    """Rank by classification + box-regression loss (the paper); ``false``: classification only."""
 
 
 def match_all(heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
@@ -99,17 +84,11 @@ def hardest_after_nms(
     return torch.cat(keep).sort().values
 
 
-class OHEM(RoIMethod):
+class OHEM(RoIMethod, params=OHEMParams):
     """Online hard example mining: the box head trains on the hardest RoIs of each image (Sec. 5.4)."""
 
-    Params = OHEMParams
-
-    def __init__(self, params: Any = None) -> None:
+    def __init__(self, params: OHEMParams | None = None) -> None:
         super().__init__(params)
-        if self.params.batch_size_per_image < 0:
-            raise ConfigError(
-                f"method.batch_size_per_image must be >= 0, got {self.params.batch_size_per_image}"
-            )
         self.per_image = self.params.batch_size_per_image
 
     def setup(self, model: nn.Module) -> None:
@@ -121,9 +100,9 @@ class OHEM(RoIMethod):
             self.per_image = int(heads.fg_bg_sampler.batch_size_per_image)
         return match_all(heads, proposals, targets)
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> Tensor:
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
         if features.shape[0] == 0:
-            return features
+            return RoIOutput(features)
         heads = head_module(score_fn)
         with torch.no_grad(), eval_mode(score_fn), float32_probe(features.device.type):
             x = features.detach().float()
@@ -135,13 +114,9 @@ class OHEM(RoIMethod):
         keep = hardest_after_nms(
             batch.proposals, losses, batch.image_index, self.per_image, self.params.nms_thresh
         )
-        batch.keep = keep
-        batch.stats["ohem_rois"] = float(keep.numel())
-        batch.stats["ohem_fg"] = float((labels[keep] > 0).float().mean()) if keep.numel() else 0.0
-        batch.stats["ohem_loss"] = float(losses[keep].mean()) if keep.numel() else 0.0
-        return features[keep]
-
-
-register_method(
-    "ohem", doc="Online hard example mining (Shrivastava et al. 2016), A-Fast-RCNN's Sec. 5.4 comparison"
-)(OHEM)
+        stats = {
+            "ohem_rois": float(keep.numel()),
+            "ohem_fg": float((labels[keep] > 0).float().mean()) if keep.numel() else 0.0,
+            "ohem_loss": float(losses[keep].mean()) if keep.numel() else 0.0,
+        }
+        return RoIOutput(features[keep], keep=keep, stats=stats)

@@ -10,9 +10,11 @@ is on, so training without it is untouched) and
   update, pools those RoIs with the current model and keeps ``M`` (Eq. 1) and the ground-truth
   probability of each.
 
-Its :meth:`state_dict` (plain tensors, lists, ints) goes into the training checkpoint with the
-method's extra state, so it survives ``--resume`` and ``iadet visualize evolution --run DIR`` reads
-it from ``DIR/checkpoint.pth``. The probe runs in eval mode without autocast and draws no random
+The engine's ``attention`` hook (:class:`iadet.engine.hooks.AttentionRecording`) owns it; its
+:meth:`state_dict` (plain tensors, lists, ints) goes into the training checkpoint under
+``adversary.extra.attention_evolution``, so it survives ``--resume`` and ``iadet visualize evolution
+--run DIR`` reads it from ``DIR/checkpoint.pth`` (:func:`iadet.visualization.figures.evolution_figure`
+draws it). The probe runs in eval mode without autocast and draws no random
 number, so the training itself is unchanged by recording (bit for bit in deterministic mode).
 Only the main process records.
 """
@@ -26,6 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from iadet.engine import distributed as dist
+from iadet.modeling.methods.head import gt_probabilities, pool_rois
+from iadet.modeling.methods.inverted_attention import attention_weights, gt_score_gradients
 
 __all__ = ["AttentionRecorder", "snapshot_attention"]
 
@@ -38,10 +42,6 @@ def snapshot_attention(
     ``images`` float ``(3, H_i, W_i)`` in [0, 1] on the model's device; ``image_index`` ``(K,)`` says
     which image each box is in.
     """
-    from iadet.modeling.methods.head import gt_probabilities
-    from iadet.modeling.methods.inverted_attention import attention_weights, gt_score_gradients
-    from iadet.visualization.attention import pool_rois
-
     device = images[0].device
     per_image = [boxes[image_index == i].to(device) for i in range(len(images))]
     order = torch.cat([torch.nonzero(image_index == i).flatten() for i in range(len(images))])

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from iadet.config import load_config
+from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
+from iadet.engine.attention_recording import AttentionRecorder, snapshot_attention
 from iadet.engine.checkpoint import load_file
+from iadet.engine.hooks import AttentionRecording, MethodClock, method_hooks
 from iadet.engine.trainer import train
 from iadet.errors import ConfigError
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import build_method, resolve_method_params
+from iadet.modeling.methods import build_method
 from iadet.visualization.attention import roi_attention
-from iadet.visualization.evolution import AttentionRecorder, snapshot_attention
 
 from conftest import make_voc, tiny_overrides
 
@@ -69,12 +70,16 @@ def test_recording_does_not_change_training(runs) -> None:
 
 def test_option_off_hooks_nothing_and_bad_values_are_refused() -> None:
     model = small_model()
-    method = build_method(resolve_method_params({"name": "ia"}))
-    method.setup(model)
-    assert method.recorder is None and not model._forward_pre_hooks and method.extra_state() == {}
+    method = build_method(method_params({"name": "ia"}))
+    hooks = method_hooks(method, model)
+    assert [type(h) for h in hooks] == [MethodClock] and not model._forward_pre_hooks
+    recording = method_hooks(build_method({"name": "ia", "save_attention_every": 2}), model)
+    assert [type(h) for h in recording] == [MethodClock, AttentionRecording] and model._forward_pre_hooks
+    recording[1].after_train()
+    assert not model._forward_pre_hooks
     for bad in ({"save_attention_every": -1}, {"save_attention_rois": 0}):
         with pytest.raises(ConfigError, match="save_attention"):
-            build_method(resolve_method_params({"name": "ia", **bad}))
+            build_method(method_params({"name": "ia", **bad}))
 
 
 def small_model():

@@ -1,0 +1,227 @@
+"""The training loop: a short :meth:`Trainer.run_step` and hooks for everything that varies.
+
+As detectron2's ``SimpleTrainer`` and ``HookBase``. One step::
+
+    epoch, position, images, targets = next(data)           # the sampler's deterministic order
+    loss_dict = model(images, targets)                       # the method acts inside roi_heads
+    detector, adversary = split_losses(loss_dict)            # adversary terms: "adversary.<name>"
+    hooks.after_forward()                                    # e.g. the adversary's gradients
+    detector grads <- d(sum detector)/d(detector params)     # AMP-scaled on CUDA; skipped when a
+    optimizer.step(); scheduler.step()                       #   hook froze the detector this step
+
+and around it ``before_step`` / ``after_step`` of every hook, in order: the method's clock and
+stage schedule, the adversary's optimiser, attention recording, metrics logging, periodic
+evaluation, signals and checkpointing (:mod:`iadet.engine.hooks`). What a hook must keep across
+a resume it returns from :meth:`HookBase.state_dict`; the trainer gathers those into the
+checkpoint's ``adversary`` section.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from iadet.engine import distributed as dist
+from iadet.errors import TrainingError
+from iadet.events import EventStorage
+from iadet.modeling.methods import RoIMethod, split_losses
+
+Batch = tuple[int, int, list[Tensor], list[dict[str, Tensor]]]
+"""``(epoch, batch index within the epoch, images, targets)``."""
+
+
+class NonFiniteLoss(TrainingError):
+    """A loss term is NaN or infinite; the message names the iteration and every term."""
+
+
+@dataclass
+class StepResult:
+    """What one step computed, for the hooks that run after it.
+
+    ``losses``/``adversary_losses`` are the detector's and the method's loss terms (0-dim tensors),
+    ``loss`` the detector's total; ``stats`` the scalars the model put during the step; ``epoch``
+    and ``position`` where the step's batch is in the data order *after* it (``position`` counts
+    the batches of ``epoch`` done).
+    """
+
+    epoch: int
+    position: int
+    losses: dict[str, Tensor]
+    adversary_losses: dict[str, Tensor]
+    loss: Tensor
+    lr: float
+    data_time: float
+    time: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class HookBase:
+    """A participant in the loop; every method is optional. ``self.trainer`` is set on registration."""
+
+    trainer: Trainer
+
+    def before_train(self) -> None: ...
+
+    def after_train(self) -> None: ...
+
+    def before_step(self) -> None: ...
+
+    def after_forward(self) -> None:
+        """The step's losses are in ``trainer.step``; no gradient has been computed yet."""
+
+    def after_step(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """This hook's part of the checkpoint's ``adversary`` section (``{"extra": {...}}``, ...)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from the checkpoint's ``adversary`` section."""
+
+
+class Trainer:
+    """Runs ``max_iters - start_iter`` steps of ``model`` on ``data`` with ``hooks``.
+
+    Attributes hooks may read or set: ``iter`` (steps done), ``max_iters``, ``step`` (the last
+    :class:`StepResult`), ``trains_detector`` (set per step by a stage schedule; the detector's
+    update is skipped and its forward runs without gradients when false), ``stop_requested``
+    (ends the loop after the current step), ``interrupted`` (the loop ended before ``max_iters``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: RoIMethod,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        data: Iterator[Batch],
+        *,
+        device: torch.device,
+        max_iters: int,
+        start_iter: int = 0,
+        use_amp: bool = False,
+        clip_grad_norm: float | None = None,
+        hooks: list[HookBase] = (),
+    ) -> None:
+        self.model, self.method = model, method
+        self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
+        self.data = data
+        self.device = device
+        self.max_iters, self.iter = max_iters, start_iter
+        self.use_amp = use_amp
+        self.clip_grad_norm = clip_grad_norm
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.hooks: list[HookBase] = []
+        for hook in hooks:
+            hook.trainer = self
+            self.hooks.append(hook)
+        self.step: StepResult | None = None
+        self.trains_detector = True
+        self.stop_requested = False
+        self.interrupted = False
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self) -> None:
+        """Run the steps; hooks' ``after_train`` run even when a step raises."""
+        self.model.train()
+        for hook in self.hooks:
+            hook.before_train()
+        try:
+            while self.iter < self.max_iters and not self.stop_requested:
+                self.trains_detector = True
+                for hook in self.hooks:
+                    hook.before_step()
+                self.run_step()
+                for hook in self.hooks:
+                    hook.after_step()
+            self.interrupted = self.stop_requested
+        finally:
+            for hook in self.hooks:
+                hook.after_train()
+
+    def run_step(self) -> None:
+        """One iteration: data, forward, the detector's update, the learning-rate schedule."""
+        start = time.perf_counter()
+        epoch, position, images, targets = next(self.data)
+        data_time = time.perf_counter() - start
+        images = [im.to(self.device, non_blocking=True) for im in images]
+        targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+
+        with EventStorage() as storage:
+            grad = contextlib.nullcontext() if self.trains_detector else torch.no_grad()
+            with grad, torch.autocast(self.device.type, enabled=self.use_amp):
+                losses, adversary = split_losses(self.model(images, targets))
+        loss = sum(losses.values())
+        self.step = StepResult(
+            epoch=epoch,
+            position=position + 1,
+            losses=losses,
+            adversary_losses=adversary,
+            loss=loss,
+            lr=self.optimizer.param_groups[0]["lr"],
+            data_time=data_time,
+            stats=storage.scalars,
+        )
+        self._check_finite()
+
+        self.optimizer.zero_grad(set_to_none=True)
+        for hook in self.hooks:
+            hook.after_forward()
+        if self.trains_detector:
+            self.scaler.scale(loss).backward()
+            if self.clip_grad_norm:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        with warnings.catch_warnings():
+            # the schedule follows the global iteration, also while the detector is frozen
+            # (A-Fast-RCNN's ASDN pre-training), where torch warns that no optimizer.step ran
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            self.scheduler.step()
+        self.iter += 1
+        self.step.time = time.perf_counter() - start
+
+    def _check_finite(self) -> None:
+        step = self.step
+        adversary = sum(step.adversary_losses.values()) if step.adversary_losses else None
+        finite = bool(torch.isfinite(step.loss).item()) and (
+            adversary is None or bool(torch.isfinite(adversary).item())
+        )
+        if dist.any_true(not finite, self.device):
+            terms = ", ".join(
+                f"{k}={float(v.detach()):.4g}" for k, v in {**step.losses, **step.adversary_losses}.items()
+            )
+            raise NonFiniteLoss(f"non-finite loss at iteration {self.iter + 1}: {terms}")
+
+    # --- state ------------------------------------------------------------------------------
+    def adversary_state(self) -> dict[str, Any]:
+        """The checkpoint's ``adversary`` section: the method's parameters and its hooks' state."""
+        state: dict[str, Any] = {
+            "name": self.method.params.name,
+            "state": self.method.state_dict(),
+            "optimizer": {},
+            "extra": {},
+        }
+        for hook in self.hooks:
+            for key, value in hook.state_dict().items():
+                if isinstance(value, dict) and isinstance(state.get(key), dict):
+                    state[key].update(value)
+                else:
+                    state[key] = value
+        return state
+
+    def load_adversary_state(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self.method.load_state_dict(state["state"])
+        for hook in self.hooks:
+            hook.load_state_dict(state)
