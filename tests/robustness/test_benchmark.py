@@ -20,7 +20,7 @@ from iadet.robustness.benchmark import (
     OccludeImage,
     corruption_summary,
     default_metric,
-    evaluate_split,
+    evaluate,
     measure_coverage,
     occlusion_curve,
     parse_fractions,
@@ -151,7 +151,7 @@ def test_occlude_image_is_seeded_per_image_and_leaves_the_input(split) -> None:
 
 def test_colour_detector_is_perfect_on_clean_images(split) -> None:
     model = ColourDetector()
-    result = evaluate_split(model, split, "cpu", num_workers=0)
+    result = evaluate(model, split, "cpu", num_workers=0)
     assert result["metric"] == "voc07"
     assert result["mAP"] == pytest.approx(1.0)
     # the transform runs on the original image, before any resizing
@@ -265,7 +265,7 @@ def test_coco_data_is_scored_with_coco_ap(split, tmp_path) -> None:
     # the colour boxes are the annotated pixels exactly: AP@[.5:.95] is high but the boxes are
     # 1 pixel smaller than COCO's continuous extent, so not every IoU threshold is met
     assert 0.5 < result["P"] <= 1.0
-    clean = evaluate_split(ColourDetector(), coco, "cpu", num_workers=0)
+    clean = evaluate(ColourDetector(), coco, "cpu", num_workers=0)
     assert clean["metric"] == "coco" and clean["mAP"] == pytest.approx(result["P"])
     assert clean["AP50"] == pytest.approx(1.0)  # every box found at IoU 0.5
 

@@ -12,10 +12,10 @@ from PIL import Image
 from iadet.cli import main
 from iadet.config import load_config
 from iadet.data.catalog import open_split
+from iadet.engine.inference import evaluate
 from iadet.engine.loading import load_detector
 from iadet.engine.trainer import train
 from iadet.robustness import benchmark
-from iadet.robustness.benchmark import evaluate_split
 
 from conftest import make_voc, tiny_overrides
 
@@ -69,7 +69,7 @@ def test_corruption_benchmark(runs, tmp_path: Path) -> None:
     cells = [v for row in result["corruptions"].values() for v in row.values()]
     assert result["mPC"] == pytest.approx(np.mean(cells))
     model, cfg = load_detector(ckpt)
-    clean = evaluate_split(model, open_split(root, "test"), "cpu", max_images=3, num_workers=0)
+    clean = evaluate(model, open_split(root, "test"), "cpu", max_images=3, num_workers=0)
     assert result["P"] == pytest.approx(clean["mAP"])
     with Image.open(out / "severity.png") as image:
         assert image.size == (800, 360)  # two groups (noise, weather) of 4 x 3.6 inches at 100 dpi

@@ -30,6 +30,7 @@ import torch
 from iadet.benchmark.stats import paired_difference, summarize
 from iadet.config import Config, config_diff, load_config
 from iadet.data.catalog import data_root, open_from_config
+from iadet.engine import distributed as dist
 from iadet.engine.inference import evaluate_split
 from iadet.engine.loading import load_detector
 from iadet.engine.trainer import OPERATIONAL_KEYS, train
@@ -183,9 +184,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     methods = list(dict.fromkeys(spec.methods))
     base = load_config(spec.config, spec.overrides)
     configs = {m: _run_config(spec, m, base.train.seed) for m in methods}  # validates every method name early
-    from iadet.cli.common import choose_device
-
-    device = choose_device(spec.device or base.train.device)
+    device = dist.choose_device(spec.device or base.train.device)
 
     root = data_root(base.data)
     splits = spec.splits or [base.data.test_split]

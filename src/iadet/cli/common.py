@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from iadet.errors import ConfigError
-
 
 def add_config_args(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
     parser.add_argument(
@@ -60,17 +58,3 @@ def probability(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
-
-
-def choose_device(name: str | None):
-    import torch
-
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available")
-    return device

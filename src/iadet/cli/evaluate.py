@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from iadet.cli.common import add_config_args, choose_device, overrides_with_data, positive_int
+from iadet.cli.common import add_config_args, overrides_with_data, positive_int
+from iadet.engine.distributed import choose_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from iadet.cli.common import choose_device, probability
+from iadet.cli.common import probability
+from iadet.engine.distributed import choose_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

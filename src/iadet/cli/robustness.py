@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from iadet.cli.common import choose_device, positive_int
+from iadet.cli.common import positive_int
+from iadet.engine.distributed import choose_device
 
 DESCRIPTION = """\
 Corruption benchmark (Michaelis et al. 2019): the detector's mAP on the clean split (P) and under
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         corruption_summary,
         default_metric,
         default_occluder,
-        evaluate_split,
+        evaluate,
         occlusion_curve,
         parse_fractions,
         parse_severities,
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             proposals=cfg.data.proposals,
         )
-        clean = evaluate_split(
+        clean = evaluate(
             model,
             split,
             device,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iadet.cli.common import choose_device, positive_int, probability
+from iadet.cli.common import positive_int, probability
+from iadet.engine.distributed import choose_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:

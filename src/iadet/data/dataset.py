@@ -21,9 +21,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from iadet.data.images import load_image
+from iadet.data.masks import MaskLoader
 from iadet.data.records import ImageRecord
 
-MaskLoader = Callable[[ImageRecord, np.ndarray], np.ndarray]
 ProposalLoader = Callable[[ImageRecord], np.ndarray]
 
 

@@ -25,7 +25,8 @@ from iadet.engine import distributed as dist
 from iadet.errors import ConfigError
 
 Predictions = dict[str, dict[str, np.ndarray]]
-ImageTransform = Callable[[torch.Tensor, ImageRecord], torch.Tensor]
+ImageTransform = Callable[[np.ndarray, ImageRecord, int], np.ndarray]
+"""``(image (H, W, 3) uint8, record, index) -> image``: applied in the data-loader workers (corruptions)."""
 
 
 class _TransformedDataset(torch.utils.data.Dataset):
@@ -58,19 +59,16 @@ def predict(
     num_workers: int = 2,
     max_images: int | None = None,
     progress: bool = False,
-    image_transform=None,
+    image_transform: ImageTransform | None = None,
     desc: str = "predict",
     proposals: Proposals | str | None = None,
 ) -> Predictions:
     """Detections for every image of ``split`` (rank 0 gets all of them; other ranks ``{}``).
 
-    A Fast R-CNN takes ``proposals`` (a file or loaded :class:`Proposals`); by default those its
-    config names (``model.data_proposals``, set by :func:`iadet.engine.loading.load_detector`).
+    A Fast R-CNN takes ``proposals`` (a file or loaded :class:`Proposals`), e.g. ``config.data.proposals``.
     """
     records = split.records[:max_images] if max_images else split.records
     if getattr(model, "needs_proposals", False):
-        if proposals is None:
-            proposals = getattr(model, "data_proposals", None)
         if proposals is None:
             raise ConfigError("model.detector=fast_rcnn needs precomputed proposals: set data.proposals=FILE")
         proposals = load_proposals(proposals) if not isinstance(proposals, Proposals) else proposals
@@ -142,6 +140,44 @@ def score(
     raise ValueError(f"unknown metric {metric}")
 
 
+def evaluate(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device | str,
+    *,
+    metric: str | None = None,
+    iou: float = 0.5,
+    image_transform: ImageTransform | None = None,
+    max_images: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    progress: bool = False,
+    desc: str = "eval",
+    proposals: Proposals | str | None = None,
+) -> dict[str, Any]:
+    """``score(predict(model, split, ...), split, metric, iou)``: ``{"metric", "mAP", "ap", ...}`` of one split,
+    with every image optionally transformed first (the corruption benchmark). ``metric`` defaults to
+    :func:`default_metric`."""
+    predictions = predict(
+        model,
+        split,
+        torch.device(device),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_images=max_images,
+        progress=progress,
+        image_transform=image_transform,
+        desc=desc,
+        proposals=proposals,
+    )
+    return score(predictions, split, metric or default_metric(split), iou)
+
+
+def default_metric(split: DatasetSplit) -> str:
+    """VOC07 11-point mAP@0.5 for VOC-layout data, COCO AP@[.5:.95] for COCO."""
+    return "coco" if split.format == "coco" else "voc07"
+
+
 def evaluate_split(
     model: nn.Module,
     config: Any,
@@ -158,7 +194,7 @@ def evaluate_split(
 
     Returns ``(split, predictions, summary)``; ``summary`` is what ``eval.json`` holds:
     ``{"metric", "mAP", "ap", ..., "split", "method", "backbone", "train_set", "images"}``
-    (None on DDP ranks other than 0).
+    (None on DDP ranks other than 0). A Fast R-CNN takes ``proposals``, by default ``config.data.proposals``.
     """
     from iadet.data.catalog import open_from_config
 
@@ -172,7 +208,7 @@ def evaluate_split(
         max_images=max_images if max_images is not None else config.eval.max_images,
         progress=progress,
         desc=f"eval {split_name}",
-        proposals=proposals,
+        proposals=proposals if proposals is not None else config.data.proposals,
     )
     if not dist.is_main():
         return split, predictions, None

@@ -57,8 +57,6 @@ def load_detector(
             f"{path} does not fit model.backbone={cfg.model.backbone}, model.detector={cfg.model.detector} with "
             f"{len(cfg.data.classes)} classes ({detail[:300]})"
         ) from None
-    if cfg.data.proposals:
-        model.data_proposals = cfg.data.proposals  # what predict() gives a Fast R-CNN by default
     model.to(device).eval()
     return model, cfg
 

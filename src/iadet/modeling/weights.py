@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 
 from iadet.errors import CheckpointError, ConfigError
+from iadet.serialization import load_file
 
 
 def is_weights_name(spec: str) -> bool:
@@ -43,8 +44,6 @@ def read_state_dict(spec: str) -> dict[str, torch.Tensor]:
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"weights file not found: {path}")
-    from iadet.engine.checkpoint import load_file
-
     state = load_file(path)
     if isinstance(state, dict):
         for key in ("model", "state_dict"):

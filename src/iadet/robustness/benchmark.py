@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from iadet.data.images import load_image
 from iadet.data.records import DatasetSplit, ImageRecord
-from iadet.engine.inference import predict, score
+from iadet.engine.inference import default_metric, evaluate
 from iadet.errors import ConfigError, IadetError
 from iadet.robustness.corruptions import SEVERITIES, corrupt, image_seed, resolve_corruptions
 from iadet.robustness.metrics import performance_under_corruption
@@ -41,7 +41,7 @@ __all__ = [
     "corruption_summary",
     "default_metric",
     "default_occluder",
-    "evaluate_split",
+    "evaluate",
     "measure_coverage",
     "occlusion_curve",
     "parse_fractions",
@@ -154,47 +154,8 @@ def parse_fractions(text: str | Iterable[float]) -> list[float]:
     return out
 
 
-def default_metric(split: DatasetSplit) -> str:
-    """VOC07 11-point mAP@0.5 for VOC-layout data, COCO AP@[.5:.95] for COCO."""
-    return "coco" if split.format == "coco" else "voc07"
-
-
 # ----------------------------------------------------------------------------------------------
 # loops
-
-
-def evaluate_split(
-    model: nn.Module,
-    split: DatasetSplit,
-    device: torch.device | str,
-    *,
-    metric: str | None = None,
-    image_transform: Callable[[np.ndarray, ImageRecord, int], np.ndarray] | None = None,
-    max_images: int | None = None,
-    batch_size: int = 4,
-    num_workers: int = 2,
-    progress: bool = False,
-    desc: str = "eval",
-    proposals: Any = None,
-) -> dict[str, Any]:
-    """``score(predict(model, split, image_transform=...), split, metric)``: ``{"metric", "mAP", "ap", ...}``.
-
-    ``proposals``: precomputed proposals for a Fast R-CNN model (``data.proposals``); they were
-    computed on the clean images, so under corruption only the detector's head sees the change.
-    """
-    predictions = predict(
-        model,
-        split,
-        torch.device(device),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        max_images=max_images,
-        progress=progress,
-        image_transform=image_transform,
-        desc=desc,
-        proposals=proposals,
-    )
-    return score(predictions, split, metric or default_metric(split))
 
 
 def _images(split: DatasetSplit, max_images: int | None) -> int:
@@ -231,7 +192,7 @@ def corruption_summary(
         clean: P when already known (e.g. from :func:`occlusion_curve` at fraction 0), else measured.
         progress: tqdm bars (one over the cells, one per pass).
         on_cell: called with ``(name, severity, mAP)`` after each cell (e.g. to save partial results).
-        proposals: for a Fast R-CNN model, see :func:`evaluate_split`.
+        proposals: for a Fast R-CNN model, see :func:`iadet.engine.inference.evaluate`.
 
     Returns:
         :func:`performance_under_corruption`'s dict ``{"P", "mPC", "rPC", "corruptions": {name:
@@ -249,13 +210,13 @@ def corruption_summary(
         progress=progress,
     )
     if clean is None:
-        clean = evaluate_split(model, split, device, desc="clean", **common)["mAP"]
+        clean = evaluate(model, split, device, desc="clean", **common)["mAP"]
     table: dict[str, dict[int, float]] = {}
     cells = [(name, severity) for name in names for severity in severities]
     bar = tqdm(cells, desc="corruptions", unit="cell", disable=not progress, dynamic_ncols=True)
     for name, severity in bar:
         bar.set_postfix_str(f"{name} {severity}", refresh=True)
-        value = evaluate_split(
+        value = evaluate(
             model,
             split,
             device,
@@ -331,7 +292,7 @@ def occlusion_curve(
         seed: the base of the per-image occluder seeds; every checkpoint run with the same seed
             sees the same occluded images.
         coverage: also report the covered fraction actually achieved (:func:`measure_coverage`).
-        proposals: for a Fast R-CNN model, see :func:`evaluate_split`.
+        proposals: for a Fast R-CNN model, see :func:`iadet.engine.inference.evaluate`.
 
     Returns:
         ``{"fractions": [...], "mAP": [...], "coverage": [...] | None, "metric", "split", "images",
@@ -346,7 +307,7 @@ def occlusion_curve(
         if fraction == 0 and clean is not None:
             values.append(float(clean))
             continue
-        result = evaluate_split(
+        result = evaluate(
             model,
             split,
             device,
