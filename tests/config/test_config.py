@@ -96,6 +96,10 @@ def test_presets_are_parameter_classes_with_other_defaults():
     assert method_params({"name": "fixed-asdn"}).joint_update is False
     assert method_params({"name": "fixed-asdn", "joint_update": True}).joint_update is True
     assert method_params({"name": "none"}) == MethodParams()
+    # the ASTN does what the paper's ASTN section says (Sec. 4.2.2); the Sec. 3 objective stays a choice
+    assert method_params({"name": "astn"}).objective == "background"
+    assert method_params({"name": "asdn+astn"}).objective == "background"
+    assert method_params({"name": "astn", "objective": "max-loss"}).objective == "max-loss"
     # a stored config of an earlier version (with the retired debugging key) still loads
     assert method_params({"name": "ia", "keep_last": False}) == method_params({"name": "ia"})
 

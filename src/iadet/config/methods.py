@@ -194,9 +194,9 @@ class ASTNParams(AdversaryParams):
     head's 14 x 14 -> 7 x 7); 0: never pooled."""
     init_from_head: bool = True
     """Initialise its first two layers from the box head's ``fc6``/``fc7`` when the shapes fit."""
-    objective: str = "max-loss"
-    """``max-loss``: maximise the detector's classification loss (Sec. 3); ``background``: push the
-    foreground RoIs to the background class (Sec. 4.2.2)."""
+    objective: str = "background"
+    """``background``: push the foreground RoIs to the background class, as the ASTN section says (Sec. 4.2.2);
+    ``max-loss``: maximise the detector's classification loss (the general objective of Sec. 3)."""
     astn_loss_weight: float = 1.0
     """Weight of the ASTN's loss."""
     astn_lr: float | None = None

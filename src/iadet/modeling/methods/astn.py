@@ -120,11 +120,11 @@ def rotate_channel_blocks(features: Tensor, angles: Tensor) -> Tensor:
     return torch.cat(out, dim=1).to(features.dtype)
 
 
-def astn_objective(logits: Tensor, labels: Tensor, objective: str = "max-loss") -> Tensor:
+def astn_objective(logits: Tensor, labels: Tensor, objective: str = "background") -> Tensor:
     """The ASTN's loss on the detector's logits ``(N, K+1)`` of rotated foreground RoIs (mean over N).
 
+    ``background`` (the default): ``CE(logits, 0)`` — push the foreground towards background (Sec. 4.2.2).
     ``max-loss``: ``-CE(logits, labels)`` — maximise the detector's classification loss (Sec. 3).
-    ``background``: ``CE(logits, 0)`` — push the foreground towards background (Sec. 4.2.2).
     """
     if objective == "max-loss":
         return -F.cross_entropy(logits.float(), labels)
