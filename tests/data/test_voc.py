@@ -46,6 +46,12 @@ def _break(voc_root: Path, objects, name="000001"):
         ([{"name": "bar", "box": (20, 1, 5, 5)}], r"000001.xml: object 1 \('bar'\) has xmin > xmax"),
         ([{"name": "bar", "box": (1, 30, 5, 5)}], r"xmin > xmax or ymin > ymax"),
         ([{"name": "bar", "box": (200, 1, 300, 5)}], r"lies entirely outside the 96x72 image"),
+        # one parser for training and the devkit evaluation: a non-finite coordinate is refused by both
+        (
+            [{"name": "bar", "box": ("nan", 1, 5, 5)}],
+            r"000001.xml: object 1 \('bar'\) has a bad <xmin>: 'nan'",
+        ),
+        ([{"name": "bar", "box": (1, 1, "inf", 5)}], r"has a bad <xmax>: 'inf'"),
     ],
 )
 def test_bad_boxes_and_classes_name_the_file(voc_root: Path, objects, message):

@@ -9,9 +9,12 @@ so a bad file fails before training starts, with a one-line error naming it. XML
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from defusedxml import ElementTree as SafeET
@@ -75,9 +78,56 @@ def _text(node, tag: str, xml: Path, what: str) -> str:
 def _number(node, tag: str, xml: Path, what: str) -> float:
     text = _text(node, tag, xml, what)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise DataError(f"{xml}: {what} <{tag}> is not a number: {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataError(f"{xml}: {what} has a bad <{tag}>: {text!r}")
+    return value
+
+
+@dataclass
+class VOCObject:
+    """One ``<object>`` as written: ``box`` is ``xmin, ymin, xmax, ymax`` in the devkit's 1-based pixels."""
+
+    name: str
+    box: tuple[float, float, float, float]
+    difficult: bool
+
+
+def read_voc_xml(xml: Path) -> tuple[Any, list[VOCObject]]:
+    """Parse a VOC annotation safely (defusedxml): ``(root element, its objects)``.
+
+    Each ``<object>`` needs a ``<name>`` and a ``<bndbox>`` with finite ``xmin ymin xmax ymax``;
+    ``<difficult>`` may be missing (0). Used by the dataset loader and by the devkit evaluation.
+    """
+    try:
+        root = SafeET.parse(str(xml)).getroot()
+    except SafeET.ParseError as exc:
+        line = getattr(exc, "position", (None,))[0]
+        raise DataError(
+            f"cannot parse annotation {xml}: malformed XML{f' (line {line})' if line else ''}: "
+            f"{exc.msg if hasattr(exc, 'msg') else exc}"
+        ) from None
+    except DefusedXmlException as exc:
+        raise DataError(f"{xml}: refused unsafe XML ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read annotation {xml}: {exc.strerror or exc}") from None
+    objects = []
+    for k, obj in enumerate(root.findall("object"), 1):
+        name = _text(obj, "name", xml, f"object {k}")
+        what = f"object {k} ('{name}')"
+        bndbox = obj.find("bndbox")
+        if bndbox is None:
+            raise DataError(f"{xml}: {what} has no <bndbox>")
+        box = tuple(_number(bndbox, t, xml, what) for t in ("xmin", "ymin", "xmax", "ymax"))
+        text = obj.findtext("difficult")
+        try:
+            difficult = text is not None and text.strip() != "" and float(text) != 0
+        except ValueError:
+            raise DataError(f"{xml}: {what} has a bad <difficult>: {text!r}") from None
+        objects.append(VOCObject(name, box, difficult))
+    return root, objects
 
 
 class _ClipNotice:
@@ -110,15 +160,7 @@ def parse_annotation(
     """Parse and validate one VOC XML file into an :class:`ImageRecord` (0-based boxes)."""
     if not xml.is_file():
         raise DataError(f"{xml}: annotation file not found")
-    try:
-        root = SafeET.parse(str(xml)).getroot()
-    except SafeET.ParseError as exc:
-        line = getattr(exc, "position", (None,))[0]
-        raise DataError(
-            f"{xml}: malformed XML{f' (line {line})' if line else ''}: {exc.msg if hasattr(exc, 'msg') else exc}"
-        ) from None
-    except DefusedXmlException as exc:
-        raise DataError(f"{xml}: refused unsafe XML ({type(exc).__name__})") from None
+    root, objects = read_voc_xml(xml)
 
     if check_image:
         width, height = image_size(image_path)
@@ -138,19 +180,12 @@ def parse_annotation(
 
     index = {name: i + 1 for i, name in enumerate(classes)}
     boxes, labels, difficult = [], [], []
-    for k, obj in enumerate(root.findall("object"), 1):
-        what = f"object {k}"
-        name = _text(obj, "name", xml, what)
+    for k, obj in enumerate(objects, 1):
+        what, name = f"object {k}", obj.name
         if name not in index:
             raise DataError(f"{xml}: {what} has unknown class '{name}'{closest(name, classes)}")
-        diff_node = obj.find("difficult")
-        is_difficult = diff_node is not None and (diff_node.text or "0").strip() not in ("0", "")
-        bndbox = obj.find("bndbox")
-        if bndbox is None:
-            raise DataError(f"{xml}: {what} ('{name}') has no <bndbox>")
-        x1, y1, x2, y2 = (
-            _number(bndbox, t, xml, f"{what} ('{name}')") - 1 for t in ("xmin", "ymin", "xmax", "ymax")
-        )
+        is_difficult = obj.difficult
+        x1, y1, x2, y2 = (v - 1 for v in obj.box)
         if x1 > x2 or y1 > y2:
             raise DataError(
                 f"{xml}: {what} ('{name}') has xmin > xmax or ymin > ymax "

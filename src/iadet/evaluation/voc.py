@@ -50,10 +50,9 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
-from defusedxml import ElementTree
-from defusedxml.common import DefusedXmlException
 
 from iadet.data.records import VOC_CLASSES
+from iadet.data.voc import read_voc_xml
 from iadet.errors import ConfigError, DataError
 
 METRICS = ("voc07", "voc")
@@ -600,40 +599,10 @@ def read_voc_annotation(path: str | Path) -> VOCAnnotation:
     Each ``<object>`` needs ``<name>`` and ``<bndbox>`` with numeric ``xmin ymin xmax ymax``
     (floats allowed); ``<difficult>`` may be missing (0).
     """
-    path = Path(path)
-    try:
-        root = ElementTree.parse(path).getroot()
-    except ElementTree.ParseError as exc:
-        raise DataError(f"cannot parse annotation {path}: {exc}") from None
-    except DefusedXmlException as exc:
-        raise DataError(f"unsafe XML in annotation {path}: {exc}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read annotation {path}: {exc.strerror or exc}") from None
-    names, boxes, difficult = [], [], []
-    for k, obj in enumerate(root.iter("object"), start=1):
-        name = (obj.findtext("name") or "").strip()
-        if not name:
-            raise DataError(f"{path}: object {k} has no <name>")
-        box = obj.find("bndbox")
-        if box is None:
-            raise DataError(f"{path}: object {k} ('{name}') has no <bndbox>")
-        coords = []
-        for tag in ("xmin", "ymin", "xmax", "ymax"):
-            text = box.findtext(tag)
-            try:
-                coords.append(float(text))
-                if not np.isfinite(coords[-1]):
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise DataError(f"{path}: object {k} ('{name}') has a bad <{tag}>: {text!r}") from None
-        text = obj.findtext("difficult")
-        try:
-            flag = text is not None and text.strip() != "" and float(text) != 0
-        except ValueError:
-            raise DataError(f"{path}: object {k} ('{name}') has a bad <difficult>: {text!r}") from None
-        names.append(name)
-        boxes.append(coords)
-        difficult.append(flag)
+    _, objects = read_voc_xml(Path(path))
+    names = [o.name for o in objects]
+    boxes = [list(o.box) for o in objects]
+    difficult = [o.difficult for o in objects]
     return VOCAnnotation(
         names=names,
         boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
