@@ -169,6 +169,8 @@ def test_proposals_command(voc_root: Path, tmp_path: Path, capsys):
     a, b = load_proposals(one), load_proposals(two)
     assert sorted(a.boxes) == sorted(b.boxes) == sorted(r.image_id for r in ids)
     for r in ids:
-        np.testing.assert_array_equal(a[r.image_id], b[r.image_id])
+        # the same boxes; their order follows C's rand(), which srand seeds per image but which another
+        # thread of a long-lived process (the test runner's) may also draw from (selective_search's docstring)
+        np.testing.assert_array_equal(np.unique(a[r.image_id], axis=0), np.unique(b[r.image_id], axis=0))
         assert len(a[r.image_id]) > 0
     assert main([*base, "--output", str(tmp_path / "p.txt")]) == 2
