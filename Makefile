@@ -10,9 +10,12 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	@# imagecorruptions (the corruption benchmark) wants opencv-python, which would overwrite the
-	@# cv2 of opencv-contrib-python-headless; it only uses core OpenCV, so install it without deps.
-	$(BIN)/python -m pip install -q --no-deps "imagecorruptions==1.1.2"
+	@# imagecorruptions-imaug (the corruption benchmark) wants opencv-python, which would overwrite the
+	@# cv2 of opencv-contrib-python-headless; it only uses core OpenCV, so install it without deps (its
+	@# others, numba included, are the project's). It installs the same files as the unmaintained
+	@# imagecorruptions 1.1.2 that earlier versions used: remove that first, then (re)install it.
+	@$(BIN)/python -m pip uninstall -q -y imagecorruptions 2>/dev/null || true
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall "imagecorruptions-imaug==1.1.5"
 	@touch $(STAMP)
 
 install: $(STAMP)

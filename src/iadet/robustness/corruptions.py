@@ -1,58 +1,37 @@
 """Image corruptions of the robustness benchmark of Michaelis et al. (2019).
 
-The 15 benchmark corruptions and the 4 extra ones of the ``imagecorruptions`` package (release
-1.1.2, the code behind "Benchmarking Robustness in Object Detection") at severities 1-5,
-applied to the original image before the detector's own resizing, and seeded per image so that
-reruns agree.
+The 15 benchmark corruptions and the 4 extra ones of ``imagecorruptions`` (the code behind
+"Benchmarking Robustness in Object Detection") at severities 1-5, applied to the original image
+before the detector's own resizing, and seeded per image so that reruns agree.
 
-Compatibility shim
-------------------
-Release 1.1.2 (the last on PyPI) does not run unchanged on NumPy 2, current scikit-image and a
-setuptools without ``pkg_resources``. Rather than copying its code into ours, :func:`_backend`
-imports the package once and then fixes exactly these points, each only inside the package's
-own module ``imagecorruptions.corruptions`` (numpy, scikit-image, scipy and ``sys.modules``
-stay as they were for everyone else):
-
-1. ``from pkg_resources import resource_filename`` (used to find the bundled frost images)
-   fails without setuptools' ``pkg_resources``: during that one import a stand-in module whose
-   ``resource_filename`` resolves a path next to the package's module is put in
-   ``sys.modules``; it is taken out again right after.
-2. ``from scipy.ndimage.interpolation import map_coordinates`` uses a namespace deprecated
-   since SciPy 1.8 and due to go in SciPy 2.0: the same temporary stand-in mechanism hands it
-   ``scipy.ndimage.map_coordinates`` (the very same function), without the warning.
-3. ``glass_blur`` and ``gaussian_blur`` call ``skimage.filters.gaussian(..., multichannel=True)``,
-   an argument removed in scikit-image 0.21: the module's name ``gaussian`` is rebound to a
-   wrapper that turns ``multichannel=True`` into ``channel_axis=-1`` (what it meant).
-4. ``fog`` builds its plasma fractal with ``np.float_``, removed in NumPy 2: the module's name
-   ``np`` is rebound to a proxy of numpy that adds ``float_ = np.float64`` (what it was).
-5. ``impulse_noise`` calls ``skimage.util.random_noise``, which since scikit-image 0.19 draws
-   from a fresh ``default_rng()`` instead of the global NumPy RNG, so seeding could not make it
-   reproducible: the module's name ``sk`` is rebound to a proxy whose ``util.random_noise``
-   passes an ``rng`` drawn from the global NumPy RNG.
-
-Everything else, the corruption code and its constants, is the package's own.
+Backend
+-------
+The maintained fork ``imagecorruptions-imaug`` (PyPI, installed as the ``imagecorruptions``
+package): the original's corruptions and constants, running on NumPy 2 and current
+scikit-image / SciPy / setuptools, with ``glass_blur``'s pixel shuffle compiled by numba
+(hundreds of times faster than the original's Python loop). Its differences from release 1.1.2
+are listed in docs/robustness.md: ``glass_blur`` draws its shuffle from numba's RNG, ``frost``
+picks among all 6 of its frost images (1.1.2 never picked the 6th) and ``fog`` builds its
+plasma fractal in float32.
 
 Randomness
 ----------
-The package draws from the global ``np.random`` state. :func:`corrupt` seeds that state with
-``seed``, runs the corruption, and restores the previous state, all under a module lock, so
-the result depends only on (image, name, severity, seed) and the caller's global RNG stream
-is left untouched. Other threads that use ``np.random`` at the same moment without going
-through :func:`corrupt` are not protected (data-loader workers are processes, so they are).
+The package draws from the global ``np.random`` state, except ``glass_blur`` and
+``impulse_noise``, which take a ``seed`` argument (without one they draw fresh OS entropy).
+:func:`corrupt` seeds the global state with ``seed``, hands those two a seed drawn from it,
+runs the corruption, and restores the previous state, all under a module lock, so the result
+depends only on (image, name, severity, seed) and the caller's global RNG stream is left
+untouched. Other threads that use ``np.random`` at the same moment without going through
+:func:`corrupt` are not protected (data-loader workers are processes, so they are).
 Use :func:`image_seed` to derive a stable per-image seed from a base seed and an image id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
-import sys
 import threading
-import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -68,6 +47,7 @@ __all__ = [
     "SEVERITIES",
     "corrupt",
     "image_seed",
+    "prepare",
     "resolve_corruptions",
 ]
 
@@ -109,7 +89,9 @@ MIN_SIDE = 32
 """imagecorruptions refuses images smaller than this; smaller ones are padded (see :func:`corrupt`)."""
 
 _SEED_LIMIT = 2**32
-_INSTALL_HINT = "pip install --no-deps imagecorruptions==1.1.2"
+_INSTALL_HINT = "pip install numba && pip install --no-deps imagecorruptions-imaug==1.1.5"
+_OWN_SEED = ("glass_blur", "impulse_noise")
+"""The corruptions that take a ``seed`` argument instead of drawing from the global NumPy RNG."""
 
 # One lock for the lazy import and for every use of the global NumPy RNG in corrupt().
 _LOCK = threading.RLock()
@@ -183,111 +165,45 @@ def image_seed(base_seed: int, image_id: str | int) -> int:
     return int.from_bytes(digest, "big")
 
 
-# --------------------------------------------------------------------------- the shim
-
-
-class _ModuleProxy(types.ModuleType):
-    """A module that reads like ``target`` except for a few overridden attributes."""
-
-    def __init__(self, target: types.ModuleType, **overrides: Any) -> None:
-        super().__init__(target.__name__, target.__doc__)
-        self.__dict__.update(overrides)
-        self.__dict__["_iadet_target"] = target
-
-    def __getattr__(self, name: str) -> Any:  # only called for names not overridden
-        return getattr(self.__dict__["_iadet_target"], name)
-
-
-def _resource_filename(module_name: str, resource: str) -> str:
-    """Stand-in for ``pkg_resources.resource_filename`` for a package installed as files."""
-    module = sys.modules.get(module_name) or importlib.import_module(module_name)
-    return str((Path(module.__file__).parent / resource).resolve())
-
-
-@contextmanager
-def _import_standins() -> Iterator[None]:
-    """Let imagecorruptions' module-level imports of ``pkg_resources`` and
-    ``scipy.ndimage.interpolation`` succeed, without leaving anything in ``sys.modules``."""
-    import scipy.ndimage
-
-    pkg_resources = types.ModuleType("pkg_resources", "iadet stand-in used while importing imagecorruptions")
-    pkg_resources.resource_filename = _resource_filename  # type: ignore[attr-defined]
-    interpolation = types.ModuleType("scipy.ndimage.interpolation", "iadet stand-in")
-    interpolation.map_coordinates = scipy.ndimage.map_coordinates  # type: ignore[attr-defined]
-    standins = {"pkg_resources": pkg_resources, "scipy.ndimage.interpolation": interpolation}
-    saved = {name: sys.modules.get(name) for name in standins}
-    sys.modules.update(standins)
-    try:
-        yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
-
-
-def _gaussian_accepting_multichannel(gaussian: Callable[..., Any]) -> Callable[..., Any]:
-    def gaussian_compat(image: Any, *args: Any, multichannel: bool | None = None, **kwargs: Any) -> Any:
-        """``skimage.filters.gaussian`` that also takes the removed ``multichannel`` argument."""
-        if multichannel is not None and "channel_axis" not in kwargs:
-            kwargs["channel_axis"] = -1 if multichannel else None
-        return gaussian(image, *args, **kwargs)
-
-    return gaussian_compat
-
-
-def _random_noise_from_global_rng(random_noise: Callable[..., Any], param: str) -> Callable[..., Any]:
-    def random_noise_seeded(image: Any, *args: Any, **kwargs: Any) -> Any:
-        """``skimage.util.random_noise`` drawing its generator's seed from the global NumPy RNG."""
-        drawn = int(np.random.randint(0, 2**31 - 1))
-        if len(args) >= 2:  # rng/seed is the third positional
-            args = (args[0], drawn if args[1] is None else args[1], *args[2:])
-        elif kwargs.get(param) is None:
-            kwargs[param] = drawn
-        return random_noise(image, *args, **kwargs)
-
-    random_noise_seeded._iadet_global_rng = True  # type: ignore[attr-defined]
-    return random_noise_seeded
-
-
-def _patch(module: types.ModuleType) -> None:
-    """Apply fixes 3-5 of the module docstring to imagecorruptions' ``corruptions`` module.
-
-    Each fix is applied only when the running library needs it and it is not applied yet.
-    """
-    if not hasattr(module.np, "float_"):
-        module.np = _ModuleProxy(np, float_=np.float64)
-    if "multichannel" not in inspect.signature(module.gaussian).parameters:
-        module.gaussian = _gaussian_accepting_multichannel(module.gaussian)
-    random_noise = module.sk.util.random_noise
-    params = inspect.signature(random_noise).parameters
-    param = "rng" if "rng" in params else "seed" if "seed" in params else None
-    if param is not None and not getattr(random_noise, "_iadet_global_rng", False):
-        util = _ModuleProxy(module.sk.util, random_noise=_random_noise_from_global_rng(random_noise, param))
-        module.sk = _ModuleProxy(module.sk, util=util)
+# --------------------------------------------------------------------------- the backend
 
 
 def _backend() -> dict[str, Callable[..., Any]]:
-    """imagecorruptions' corruption functions by name, imported and patched once."""
+    """imagecorruptions' corruption functions by name, imported once."""
     global _BACKEND
     with _LOCK:
         if _BACKEND is None:
             try:
-                with _import_standins():
-                    package = importlib.import_module("imagecorruptions")
+                import imagecorruptions
+                from imagecorruptions import corruptions as module
             except ModuleNotFoundError as exc:
-                if exc.name != "imagecorruptions":
+                if exc.name not in ("imagecorruptions", "numba"):
                     raise
                 raise IadetError(
-                    f"the corruption benchmark needs the imagecorruptions package: {_INSTALL_HINT}"
+                    f"the corruption benchmark needs the imagecorruptions-imaug package: {_INSTALL_HINT}"
                 ) from None
-            _patch(importlib.import_module("imagecorruptions.corruptions"))
-            missing = [name for name in ALL if name not in package.corruption_dict]
+            if any("seed" not in inspect.signature(getattr(module, n)).parameters for n in _OWN_SEED):
+                raise IadetError(
+                    "the installed imagecorruptions is the unmaintained release (1.1.2), not "
+                    f"imagecorruptions-imaug: pip uninstall imagecorruptions && {_INSTALL_HINT}"
+                )
+            missing = [name for name in ALL if name not in imagecorruptions.corruption_dict]
             if missing:
                 raise IadetError(f"imagecorruptions lacks {', '.join(missing)}: {_INSTALL_HINT}")
-            _BACKEND = {name: package.corruption_dict[name] for name in ALL}
+            _BACKEND = {name: imagecorruptions.corruption_dict[name] for name in ALL}
         return _BACKEND
+
+
+def prepare(names: Iterable[str] = ALL) -> None:
+    """Import the backend and run each corruption once on a tiny image.
+
+    ``glass_blur``'s numba kernel compiles on its first call (a few seconds); called in the
+    main process before data-loader workers are forked, it is compiled once instead of once
+    per worker and pass.
+    """
+    tiny = np.zeros((MIN_SIDE, MIN_SIDE, 3), np.uint8)
+    for name in names:
+        corrupt(tiny, name, 1, seed=0)
 
 
 # --------------------------------------------------------------------------- corrupt
@@ -349,7 +265,7 @@ def corrupt(image: np.ndarray, name: str, severity: int, *, seed: int) -> np.nda
     Raises:
         ConfigError: unknown name, severity outside 1-5, bad seed.
         DataError: not a uint8 HxW/HxWx1/HxWx3 array.
-        IadetError: imagecorruptions is not installed.
+        IadetError: imagecorruptions-imaug is not installed.
     """
     _check_name(name)
     severity = _check_int(severity, "severity", 1, 6)
@@ -367,7 +283,8 @@ def corrupt(image: np.ndarray, name: str, severity: int, *, seed: int) -> np.nda
         state = np.random.get_state()
         try:
             np.random.seed(seed)
-            result = function(Image.fromarray(rgb), severity)
+            kwargs = {"seed": int(np.random.randint(0, 2**31 - 1))} if name in _OWN_SEED else {}
+            result = function(Image.fromarray(rgb), severity, **kwargs)
         finally:
             np.random.set_state(state)
     return _normalise_output(result, *rgb.shape[:2])[:height, :width].copy()
