@@ -53,11 +53,35 @@ def time_cell(image: np.ndarray, name: str, severity: int, repeats: int) -> list
     return times
 
 
+def cache_cost(image: np.ndarray, name: str, severity: int) -> dict[str, float] | None:
+    """Seconds to write and to read back one cache entry of this cell, and its size in bytes."""
+    import tempfile
+
+    try:
+        from iadet.robustness.cache import CorruptionCache, image_digest
+    except ImportError:  # before the cache existed
+        return None
+    from iadet.robustness.corruptions import corrupt
+
+    out = corrupt(image, name, severity, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = CorruptionCache(tmp)
+        path = cache.path(image_digest(image), name, severity, 0)
+        start = time.perf_counter()
+        cache.save(path, out)
+        write = time.perf_counter() - start
+        start = time.perf_counter()
+        path_again = cache.path(image_digest(image), name, severity, 0)  # the key is part of a read
+        cache.load(path_again, out.shape)
+        read = time.perf_counter() - start
+        return {"write": write, "read": read, "bytes": path.stat().st_size}
+
+
 def measure(names: list[str], severities: list[int], repeats: int) -> dict:
     from iadet.robustness.corruptions import corrupt
 
     image = voc_size_image()
-    out: dict = {"corruptions": {}, "first_call": {}}
+    out: dict = {"corruptions": {}, "first_call": {}, "cache": {}}
     for name in names:
         start = time.perf_counter()
         corrupt(image, name, severities[0], seed=12345)  # imports, JIT compile, caches
@@ -66,6 +90,9 @@ def measure(names: list[str], severities: list[int], repeats: int) -> dict:
         for severity in severities:
             cells[str(severity)] = statistics.median(time_cell(image, name, severity, repeats))
         out["corruptions"][name] = cells
+        cost = cache_cost(image, name, severities[len(severities) // 2])
+        if cost is not None:
+            out["cache"][name] = cost
         print(
             f"  {name:<18} " + " ".join(f"{cells[str(s)]:8.4f}" for s in severities),
             f"(first call {out['first_call'][name]:.2f} s)",
@@ -124,6 +151,21 @@ def report(after: dict, before: dict | None) -> str:
             else ""
         )
     )
+    if after.get("cache"):
+        cache = after["cache"]
+        read = statistics.mean(c["read"] for c in cache.values())
+        write = statistics.mean(c["write"] for c in cache.values())
+        size = statistics.mean(c["bytes"] for c in cache.values())
+        pascal_c = [c["bytes"] for n, c in cache.items() if n in BENCHMARK]
+        lines.append(
+            f"--cache (PNG, one severity per corruption, mean over corruptions): read {read:.4f} s/image, "
+            f"write {write:.4f} s/image, {size / 1e3:.0f} kB/image"
+            + (
+                f"; full Pascal-C would take {statistics.mean(pascal_c) * PASCAL_C_IMAGES * 75 / 1e9:.0f} GB"
+                if pascal_c
+                else ""
+            )
+        )
     slow = {k: v for k, v in after["first_call"].items() if v > 1.0}
     if slow:
         lines.append(

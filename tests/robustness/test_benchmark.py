@@ -109,13 +109,11 @@ def test_default_metric_follows_the_layout(split) -> None:
     assert default_metric(split_coco) == "coco"
 
 
-def test_default_occluder_missing_is_one_line(monkeypatch) -> None:
-    import sys
+def test_default_occluder_is_the_built_in_held_out_one() -> None:
+    from iadet.data.occluders import paste_occluders
 
-    monkeypatch.setitem(sys.modules, "iadet.data.occluders", None)
-    monkeypatch.setitem(sys.modules, "iadet.data.synth", None)
-    with pytest.raises(IadetError, match="paste_occluders"):
-        B.default_occluder()
+    occluder = B.default_occluder()
+    assert occluder.func is paste_occluders and occluder.keywords == {"source": "heldout"}
 
 
 # --------------------------------------------------------------------------- transforms

@@ -92,6 +92,34 @@ def test_occlusion_sweep_one_curve_per_checkpoint(runs, tmp_path: Path, monkeypa
     assert not (out / "robustness.json").exists()  # only --occlusion was asked for
 
 
+def test_second_checkpoint_reuses_the_cache(runs, tmp_path: Path, monkeypatch) -> None:
+    root, checkpoints = runs
+    cache = tmp_path / "cache"
+    args = ["robustness", "--checkpoint", *checkpoints, "--data", str(root), "--cache", str(cache)]
+    args += [
+        "--corruptions",
+        "gaussian_noise",
+        "--severities",
+        "2",
+        "--max-images",
+        "3",
+        "--num-workers",
+        "0",
+    ]
+    calls = []
+    real = benchmark.corrupt
+    monkeypatch.setattr(benchmark, "corrupt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert main([*args, "--output", str(tmp_path / "a"), "-q"]) == 0
+    assert len(calls) == 3  # 3 images corrupted once, for the first checkpoint only
+    assert len(list(cache.rglob("*.png"))) == 3
+    assert main([*args, "--output", str(tmp_path / "b"), "-q"]) == 0  # a rerun computes nothing
+    assert len(calls) == 3
+    for label in ("none", "ia"):
+        a = json.loads((tmp_path / "a" / label / "robustness.json").read_text())
+        b = json.loads((tmp_path / "b" / label / "robustness.json").read_text())
+        assert a["corruptions"] == b["corruptions"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -99,6 +127,7 @@ def test_occlusion_sweep_one_curve_per_checkpoint(runs, tmp_path: Path, monkeypa
         (["--severities", "0,1"], "outside 1 to 5"),
         (["--occlusion", "0,1.5"], "outside [0, 1]"),
         (["--label", "a", "b"], "2 names for 1 checkpoints"),
+        (["--cache", __file__], "not a directory"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(runs, tmp_path: Path, capsys, extra, message) -> None:

@@ -21,7 +21,8 @@ mean over corruptions and severities, rPC = mPC / P. Writes OUTPUT/robustness.js
 OUTPUT/severity.png (updated after every corruption and severity, "complete": false until the end).
 Occlusion sweep (--occlusion): mAP with occluders from a held-out texture source pasted over the
 given fraction of every ground-truth box; writes OUTPUT/occlusion.json and OUTPUT/occlusion.png,
-one curve per checkpoint. With several checkpoints each gets OUTPUT/<label>/ for its corruption
+one curve per checkpoint. --cache DIR keeps the corrupted images (keyed by image, corruption, severity
+and seed; safe to interrupt) for the next checkpoint or run to read instead of recomputing. With several checkpoints each gets OUTPUT/<label>/ for its corruption
 results, and OUTPUT/corruption_summary.png and OUTPUT/severity_comparison.png compare them.
 VOC-layout data is scored with VOC07 mAP@0.5, COCO with COCO AP (override with --metric)."""
 
@@ -62,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="data-loader workers, which run the corruptions (default: the CPU count, at most 8)",
+    )
+    p.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="directory of corrupted images to reuse and fill (e.g. shared by several detectors and runs)",
     )
     p.add_argument("--device", default=None)
     p.add_argument("--output", "-o", required=True, help="directory for the JSON files and plots")
@@ -135,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         parse_severities,
         summary_table,
     )
+    from iadet.robustness.cache import CorruptionCache
     from iadet.robustness.corruptions import resolve_corruptions
 
     # everything the user typed is checked before any model is loaded
@@ -144,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     severities = parse_severities(args.severities)
     labels = checkpoint_labels(args.checkpoint, args.label)
     occluder = default_occluder() if fractions else None
+    cache = CorruptionCache(args.cache) if args.cache and names else None
     device = choose_device(args.device)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
             result = corruption_summary(
-                model, split, device, names, severities, clean=clean, on_cell=on_cell, **common
+                model, split, device, names, severities, clean=clean, on_cell=on_cell, cache=cache, **common
             )
             result.update(meta)
             write_json(target / "robustness.json", result)

@@ -12,14 +12,15 @@ each pass with :func:`iadet.engine.inference.score`:
 
 Every image is changed with a seed derived from the run's seed and the image's id
 (:func:`iadet.robustness.corruptions.image_seed`), so reruns, worker counts and different
-checkpoints all see the same pixels. Nothing is cached on disk.
+checkpoints all see the same pixels. :func:`corruption_summary` can keep the corrupted images in a
+:class:`~iadet.robustness.cache.CorruptionCache` directory, which a second detector then reuses.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ from torch import nn
 from tqdm import tqdm
 
 from iadet.data.images import load_image
+from iadet.data.occluders import paste_occluders
 from iadet.data.records import DatasetSplit, ImageRecord
 from iadet.engine.inference import default_metric, evaluate
-from iadet.errors import ConfigError, IadetError
-from iadet.robustness.corruptions import SEVERITIES, corrupt, image_seed, resolve_corruptions
+from iadet.errors import ConfigError
+from iadet.robustness.cache import CorruptionCache, image_digest
+from iadet.robustness.corruptions import SEVERITIES, corrupt, image_seed, prepare, resolve_corruptions
 from iadet.robustness.metrics import performance_under_corruption
 
 __all__ = [
@@ -60,13 +63,25 @@ each box actually covered. The built-in one is ``paste_occluders(..., source="he
 
 
 class CorruptImage:
-    """``predict``'s ``image_transform``: corruption ``name`` at ``severity``, seeded per image."""
+    """``predict``'s ``image_transform``: corruption ``name`` at ``severity``, seeded per image.
 
-    def __init__(self, name: str, severity: int, seed: int = 0) -> None:
-        self.name, self.severity, self.seed = name, severity, seed
+    With a ``cache``, a corrupted image already there is read instead of computed, and one
+    computed is stored (see :mod:`iadet.robustness.cache`).
+    """
+
+    def __init__(self, name: str, severity: int, seed: int = 0, cache: CorruptionCache | None = None) -> None:
+        self.name, self.severity, self.seed, self.cache = name, severity, seed, cache
 
     def __call__(self, image: np.ndarray, record: ImageRecord, index: int) -> np.ndarray:
-        return corrupt(image, self.name, self.severity, seed=image_seed(self.seed, record.image_id))
+        seed = image_seed(self.seed, record.image_id)
+        if self.cache is None:
+            return corrupt(image, self.name, self.severity, seed=seed)
+        path = self.cache.path(image_digest(image), self.name, self.severity, seed)
+        out = self.cache.load(path, (*image.shape[:2], 3))
+        if out is None:
+            out = corrupt(image, self.name, self.severity, seed=seed)
+            self.cache.save(path, out)
+        return out
 
 
 class OccludeImage:
@@ -92,24 +107,9 @@ class OccludeImage:
 
 
 def default_occluder() -> Occluder:
-    """The built-in data's ``paste_occluders`` with occluder textures from the held-out source.
-
-    Looked up in :mod:`iadet.data.occluders`, then :mod:`iadet.data.synth`.
-    """
-    for module_name in ("iadet.data.occluders", "iadet.data.synth"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        paste = getattr(module, "paste_occluders", None)
-        if paste is not None:
-            return functools.partial(paste, source="heldout")
-    raise IadetError(
-        "the occlusion sweep needs paste_occluders from iadet.data.occluders or iadet.data.synth, "
-        "which this installation lacks"
-    )
+    """The built-in data's :func:`~iadet.data.occluders.paste_occluders` with occluder textures from
+    the held-out source (never used by the built-in training data)."""
+    return functools.partial(paste_occluders, source="heldout")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,6 +178,7 @@ def corruption_summary(
     progress: bool = False,
     on_cell: Callable[[str, int, float], None] | None = None,
     proposals: Any = None,
+    cache: CorruptionCache | str | Path | None = None,
 ) -> dict[str, Any]:
     """The corruption benchmark of one detector: P, mPC, rPC and the table behind them.
 
@@ -193,6 +194,11 @@ def corruption_summary(
         progress: tqdm bars (one over the cells, one per pass).
         on_cell: called with ``(name, severity, mAP)`` after each cell (e.g. to save partial results).
         proposals: for a Fast R-CNN model, see :func:`iadet.engine.inference.evaluate`.
+        cache: a directory (or :class:`CorruptionCache`) of corrupted images to read from and add to.
+
+    The corruptions run in the data-loader workers (``num_workers``), overlapping with inference;
+    the corruption library is prepared (numba's compile) in this process first, so forked workers
+    inherit it.
 
     Returns:
         :func:`performance_under_corruption`'s dict ``{"P", "mPC", "rPC", "corruptions": {name:
@@ -202,12 +208,16 @@ def corruption_summary(
     names = resolve_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions))
     severities = parse_severities(severities)
     metric = metric or default_metric(split)
+    if cache is not None and not isinstance(cache, CorruptionCache):
+        cache = CorruptionCache(cache)
+    prepare(names)
     common = dict(
         metric=metric,
         max_images=max_images,
         batch_size=batch_size,
         num_workers=num_workers,
         progress=progress,
+        proposals=proposals,
     )
     if clean is None:
         clean = evaluate(model, split, device, desc="clean", **common)["mAP"]
@@ -220,7 +230,7 @@ def corruption_summary(
             model,
             split,
             device,
-            image_transform=CorruptImage(name, severity, seed),
+            image_transform=CorruptImage(name, severity, seed, cache),
             desc=f"{name} {severity}",
             **common,
         )["mAP"]
