@@ -2,17 +2,30 @@
 
 One checker for every section, the method's parameters included: ``--set`` values arrive as
 YAML scalars and are coerced (``"0.5"`` -> 0.5, ``"1/3"`` -> 0.333...) or refused with the key
-and the expected type.
+and the expected type. Numbers must be finite (NaN and infinities are refused everywhere), and the
+fixed sections' numbers must lie in their :data:`~iadet.config.schema.RANGES`. A refused value is
+shown shortened (:func:`short_repr`), so a huge one (a YAML alias bomb) never prints whole.
 """
 
 from __future__ import annotations
 
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
+from iadet.config.schema import RANGES
 from iadet.errors import ConfigError, closest
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 60, 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a few items and ~60 characters per string, without walking all of ``value``."""
+    return _REPR.repr(value)
 
 
 def _type_name(tp: Any) -> str:
@@ -42,7 +55,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {short_repr(value)}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -55,10 +68,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        raise ConfigError(f"{key}: expected true/false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -68,22 +81,27 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(_fraction(value))
-            except ValueError:
+                number = float(_fraction(value))
+            except (ValueError, ZeroDivisionError, OverflowError):
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {short_repr(value)}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {short_repr(value)}")
     if tp is Any:
         return value
     raise TypeError(f"unsupported config type {tp!r} for {key}")  # a schema bug, not user input
@@ -105,4 +123,16 @@ def build_section(schema: type, name: str, values: Mapping[str, Any], origin: st
             hint = closest(f"{name}.{key}", [f"{name}.{k}" for k in hints])
             raise ConfigError(f"{origin}: unknown config key '{name}.{key}'{hint}")
         kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
+        check_range(f"{name}.{key}", kwargs[key])
     return schema(**kwargs)
+
+
+def check_range(key: str, value: Any) -> None:
+    """Refuse a number outside ``RANGES[key]`` (each item of a list); ``None`` and other keys pass."""
+    allowed = RANGES.get(key)
+    if allowed is None or value is None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if not allowed.allows(item):
+            shown = f" (in {short_repr(value)})" if isinstance(value, list) else ""
+            raise ConfigError(f"{key} must be {allowed}, got {short_repr(item)}{shown}")

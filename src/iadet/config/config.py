@@ -5,6 +5,10 @@ a YAML file, optionally based on another one through a top-level ``_base_`` key 
 name or a path relative to the file). ``--set section.key=value`` overrides are parsed as
 YAML scalars and checked against the schema: an unknown key is an error naming it and the
 closest valid key; a value of the wrong type is an error naming the key and the expected type.
+
+YAML is read with a bounded safe loader (:func:`load_yaml`): a file over ``MAX_CONFIG_BYTES``, more
+than ``MAX_YAML_NODES`` nodes once aliases are expanded (the "billion laughs" alias bomb), a
+recursive alias or nesting deeper than ``MAX_YAML_DEPTH`` is refused before any Python object is built.
 """
 
 from __future__ import annotations
@@ -63,6 +67,61 @@ class Config:
 
 
 # ----------------------------------------------------------------------------------------------
+# bounded YAML
+
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file larger than this (1 MiB) is refused unread."""
+MAX_YAML_NODES = 100_000
+"""Nodes a YAML document may hold with every alias expanded (configs hold a few hundred)."""
+MAX_YAML_DEPTH = 100
+"""Nesting depth of collections in a YAML document."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], depth: int = 0) -> int:
+    """Nodes under ``node`` with aliases expanded, memoised per node (so a bomb costs its own size)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise ValueError("an alias refers to a node that contains it (a recursive structure)")
+    if depth > MAX_YAML_DEPTH:
+        raise ValueError(f"collections nested deeper than {MAX_YAML_DEPTH} levels")
+    total = 1
+    if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
+        open_nodes.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+        for child in children:
+            total += _expanded_size(child, sizes, open_nodes, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise ValueError(
+                    f"more than {MAX_YAML_NODES} nodes once aliases are expanded (an alias bomb?)"
+                )
+        open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)`` that refuses alias bombs, recursive aliases and deep nesting (``ValueError``).
+
+    The document is composed into nodes first (aliases stay shared, so composing costs the text's
+    size), measured with every alias expanded, and only then constructed.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ValueError(f"collections nested deeper than {MAX_YAML_DEPTH} levels") from None
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+# ----------------------------------------------------------------------------------------------
 # loading and overrides
 
 
@@ -90,14 +149,20 @@ def load_raw(name_or_path: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if str(path.resolve()) in seen:
         raise ConfigError(f"{path}: _base_ chain loops back to itself")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES >> 20} MiB (refused)")
+        raw = load_yaml(path.read_text(encoding="utf-8-sig")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}:{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    except ValueError as exc:  # load_yaml's limits (UnicodeDecodeError is a ValueError too)
+        if isinstance(exc, UnicodeDecodeError):
+            raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+        raise ConfigError(f"{path}: refused: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of sections")
     base = raw.pop("_base_", None)
@@ -118,7 +183,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"override '{text}': the key must be section.key (e.g. train.lr=0.01)")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
+    except ValueError as exc:
+        raise ConfigError(f"override '{key.strip()}': refused: {exc}") from None
     except yaml.YAMLError:
         parsed = value
     return parts, parsed

@@ -7,6 +7,7 @@ parameters of the chosen method (``method.name``), see :mod:`iadet.modeling.meth
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -81,6 +82,10 @@ class DataConfig:
     """DataLoader worker processes."""
     proposals: str | None = None
     """Precomputed proposals for ``model.detector=fast_rcnn`` (pickle or ``.npz``)."""
+    max_image_pixels: int = 40_000_000
+    """Images whose header declares more pixels (width x height) are refused before decoding."""
+    follow_symlinks: bool = False
+    """Follow symbolic links in the dataset that lead outside its directory (refused otherwise)."""
 
 
 @dataclass
@@ -137,6 +142,76 @@ class EvalConfig:
     max_images: int | None = None
     """Evaluate on the first N images only (quick looks)."""
 
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: ``low``/``high`` bounds (None: unbounded), open or closed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return (
+            f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        )
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1)
+
+RANGES: dict[str, Range] = {
+    "model.trainable_backbone_layers": Range(0, 5),
+    "model.min_size": AT_LEAST_1,
+    "model.max_size": AT_LEAST_1,
+    "model.rpn_pre_nms_top_n_train": AT_LEAST_1,
+    "model.rpn_post_nms_top_n_train": AT_LEAST_1,
+    "model.rpn_pre_nms_top_n_test": AT_LEAST_1,
+    "model.rpn_post_nms_top_n_test": AT_LEAST_1,
+    "model.rpn_batch_size_per_image": AT_LEAST_1,
+    "model.box_batch_size_per_image": AT_LEAST_1,
+    "model.box_positive_fraction": Range(0, 1, low_open=True),
+    "model.box_score_thresh": FRACTION,
+    "model.box_nms_thresh": FRACTION,
+    "model.box_detections_per_img": AT_LEAST_1,
+    "data.num_workers": AT_LEAST_0,
+    "data.max_image_pixels": AT_LEAST_1,
+    "train.epochs": POSITIVE,
+    "train.max_iters": AT_LEAST_1,
+    "train.batch_size": AT_LEAST_1,
+    "train.lr": POSITIVE,
+    "train.momentum": FRACTION,
+    "train.weight_decay": AT_LEAST_0,
+    "train.lr_steps": AT_LEAST_0,
+    "train.gamma": POSITIVE,
+    "train.warmup_iters": AT_LEAST_0,
+    "train.warmup_factor": Range(0, 1, low_open=True),
+    "train.clip_grad_norm": POSITIVE,
+    "train.log_every": AT_LEAST_1,
+    "train.checkpoint_every": AT_LEAST_0,
+    "train.eval_every": AT_LEAST_0,
+    "eval.iou": Range(0, 1, high_open=True),
+    "eval.batch_size": AT_LEAST_1,
+    "eval.max_images": AT_LEAST_1,
+}
+"""What each number of the fixed sections may be, checked when a config is loaded (``None`` is
+always allowed where the type allows it; a list's every item is checked)."""
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
