@@ -31,6 +31,7 @@ import numpy as np
 
 from iadet.data.records import ImageRecord
 from iadet.errors import DataError
+from iadet.serialization import MAX_PICKLE_BYTES, UnsafePickle, check_pickle
 
 SUFFIXES = (".pkl", ".pickle", ".npz", ".mat")
 
@@ -132,7 +133,13 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _read_pickle(path: Path) -> Any:
+    if path.stat().st_size > 4 * MAX_PICKLE_BYTES:
+        raise DataError(f"{path}: proposal pickle larger than {4 * MAX_PICKLE_BYTES >> 20} MiB (refused)")
     data = path.read_bytes()
+    try:  # before unpickling: lists that reuse one another would be huge once walked
+        check_pickle(io.BytesIO(data), max_bytes=4 * MAX_PICKLE_BYTES)
+    except UnsafePickle as exc:
+        raise DataError(f"{path}: not a proposal pickle ({exc}; refused)") from None
     try:
         return _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
