@@ -279,6 +279,140 @@ class OHEMParams(MethodParams):
         _in_range(self, ("nms_thresh",))
 
 
+@dataclass
+class DropBlockParams(MethodParams):
+    """``method.*`` for ``dropblock``: DropBlock (Ghiasi et al. 2018) on the RoI-pooled features."""
+
+    drop_prob: float = 0.1
+    """Target share of dropped units, ``1 - keep_prob`` (the paper: keep_prob 0.9)."""
+    block_size: int = 0
+    """Side of the dropped square blocks in cells; 0: ``d // 2`` made odd (3 on 7 x 7, 7 on 14 x 14, 3 on 6 x 6),
+    the paper's ratio of block to map for ResNet's conv4 (7 on 14 x 14)."""
+    ramp: str = "linear"
+    """``linear``: ``drop_prob`` grows from 0 to its target over the run (the paper's scheduled DropBlock);
+    ``constant``: the target from the first iteration."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range(self, ("drop_prob",), 0.0, 0.99)
+        _non_negative(self, ("block_size",))
+        _one_of(self, "ramp", ("linear", "constant"))
+
+
+@dataclass
+class ImageAugmentationParams(MethodParams):
+    """Base of the image-space baselines: they act in the data pipeline, the detector is the baseline's."""
+
+    fill: str = "mean"
+    """What erased pixels become: ``mean`` (the detector's input mean, ImageNet's, i.e. 0 after
+    normalisation), ``random`` (uniform in [0, 1] per pixel and channel) or ``zero`` (black)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _one_of(self, "fill", ("mean", "random", "zero"))
+
+
+RANDOM_ERASING_MODES = ("image", "object", "image+object")
+
+
+@dataclass
+class RandomErasingParams(ImageAugmentationParams):
+    """``method.*`` for ``random-erasing`` (Zhong et al. 2017, Alg. 1 and Sec. 4.3; defaults: the paper's)."""
+
+    mode: str = "image+object"
+    """``image`` (IRE: one rectangle anywhere in the image), ``object`` (ORE: one inside each ground-truth
+    box, each independently) or ``image+object`` (I+ORE, the paper's best on VOC07: 74.8 -> 76.2)."""
+    probability: float = 0.5
+    """``p``: chance that the image (and, independently, each object) is erased."""
+    area_min: float = 0.02
+    """``s_l``: smallest erased area, as a fraction of the image's (or the box's) area."""
+    area_max: float = 0.4
+    """``s_h``: largest erased area, as a fraction."""
+    aspect_min: float = 0.3
+    """``r_1``: the erased rectangle's aspect ratio is uniform in ``[r_1, 1/r_1]``."""
+    fill: str = "random"
+    """``random`` (Alg. 1: uniform random values), ``mean`` (its classification code's choice) or ``zero``."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _one_of(self, "mode", RANDOM_ERASING_MODES)
+        _in_range(self, ("probability", "area_min", "area_max"))
+        if not 0.0 < self.aspect_min <= 1.0:
+            raise ConfigError(f"method.aspect_min must be in (0, 1], got {self.aspect_min}")
+        if self.area_min > self.area_max:
+            raise ConfigError(
+                f"method.area_min ({self.area_min}) must not exceed method.area_max ({self.area_max})"
+            )
+
+
+@dataclass
+class HideAndSeekParams(ImageAugmentationParams):
+    """``method.*`` for ``hide-and-seek`` (Singh and Lee 2017; defaults: the paper's and its code's)."""
+
+    grid_sizes: list[int] = dataclasses.field(default_factory=lambda: [0, 16, 32, 44, 56])
+    """Patch sides in pixels, one drawn per image; 0 = no hiding (the code's list)."""
+    hide_prob: float = 0.5
+    """Each patch is hidden with this probability (the paper: 0.5)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range(self, ("hide_prob",))
+        if not self.grid_sizes or any(s < 0 for s in self.grid_sizes):
+            raise ConfigError(
+                f"method.grid_sizes must be a non-empty list of sizes >= 0, got {self.grid_sizes}"
+            )
+
+
+@dataclass
+class CutoutParams(ImageAugmentationParams):
+    """``method.*`` for ``cutout`` (DeVries and Taylor 2017)."""
+
+    size: float = 1 / 3
+    """Side of the square cut out, as a fraction of the image's shorter side (the paper's STL-10 setting,
+    32 of 96 pixels; CIFAR-10 used 16 of 32)."""
+    size_px: int = 0
+    """Side in pixels instead of ``size``; 0: use ``size``."""
+    holes: int = 1
+    """Squares per image (the paper: 1)."""
+    probability: float = 1.0
+    """Chance an image is cut (the paper: always)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range(self, ("size", "probability"))
+        _non_negative(self, ("size_px",))
+        if self.holes < 1:
+            raise ConfigError(f"method.holes must be >= 1, got {self.holes}")
+
+
+@dataclass
+class GridMaskParams(ImageAugmentationParams):
+    """``method.*`` for ``gridmask`` (Chen et al. 2020; defaults: its detection code)."""
+
+    ratio: float = 0.5
+    """``r``: the kept stripes are ``ceil(r * d)`` wide, so squares of side ``d - ceil(r * d)`` are dropped."""
+    d_min: int = 2
+    """Smallest grid unit ``d`` in pixels (the code: 2)."""
+    d_max: int = 0
+    """Largest ``d`` (exclusive); 0: the image's shorter side (the code: ``min(h, w)``)."""
+    probability: float = 0.7
+    """Chance an image is masked, reached at the end of ``ramp`` (the code: 0.7)."""
+    ramp: str = "linear"
+    """``linear``: the probability grows from 0 to ``probability`` over the run (the code); ``constant``."""
+    rotate: float = 0.0
+    """The grid is rotated by an angle uniform in ``[0, rotate)`` degrees (the code's detection setting: none)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range(self, ("ratio", "probability"))
+        _one_of(self, "ramp", ("linear", "constant"))
+        if self.d_min < 1:
+            raise ConfigError(f"method.d_min must be >= 1, got {self.d_min}")
+        if self.d_max and self.d_max <= self.d_min:
+            raise ConfigError(f"method.d_max ({self.d_max}) must exceed method.d_min ({self.d_min}), or be 0")
+        _in_range(self, ("rotate",), 0.0, 360.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # the registry of presets
 
@@ -367,6 +501,24 @@ register_preset(
     OHEMParams,
     doc="Online hard example mining (Shrivastava et al. 2016), A-Fast-RCNN's Sec. 5.4 comparison",
 )
+
+register_preset(
+    "dropblock",
+    DropBlockParams,
+    doc="DropBlock (Ghiasi et al. 2018) on the RoI-pooled features of every sampled RoI",
+)
+register_preset(
+    "random-erasing",
+    RandomErasingParams,
+    doc="image-space baseline: Random Erasing (Zhong et al. 2017), image- and object-aware",
+)
+register_preset(
+    "hide-and-seek",
+    HideAndSeekParams,
+    doc="image-space baseline: Hide-and-Seek (Singh and Lee 2017), grid patches hidden with p=0.5",
+)
+register_preset("cutout", CutoutParams, doc="image-space baseline: Cutout (DeVries and Taylor 2017)")
+register_preset("gridmask", GridMaskParams, doc="image-space baseline: GridMask (Chen et al. 2020)")
 
 
 def method_names() -> list[str]:

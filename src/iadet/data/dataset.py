@@ -1,13 +1,15 @@
 """A torch Dataset over :class:`ImageRecord` objects, in torchvision's detection format.
 
-``dataset[i]`` (or ``dataset[(i, flip)]``, as the training sampler asks) returns
+``dataset[i]`` (or ``dataset[(i, flip)]``, or a :class:`~iadet.data.sampler.SampleKey` as the
+training loop asks) returns
 ``(image, target)``: ``image`` a float ``(3, H, W)`` tensor in [0, 1] and ``target`` a dict
 with ``boxes`` ``(K, 4)`` float32 ``x1, y1, x2, y2`` (0-based pixels), ``labels`` ``(K,)``
 int64, ``image_id`` (the record's index), for Mask R-CNN ``masks`` ``(K, H, W)`` uint8, and for
 Fast R-CNN ``proposals`` ``(P, 4)`` float32 (flipped with the image, like the boxes).
 Augmentation is torchvision transforms v2 on tv_tensors (horizontal flip, as both papers);
 the flip decision comes from the sampler, so data order and augmentation are a function of
-the seed alone — which is what makes ``--resume`` exact.
+the seed alone — which is what makes ``--resume`` exact. An image-space occlusion baseline
+(:mod:`iadet.data.augment`, training only) runs after the flip, from the key's own seed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from iadet.data.augment import ImageAugmentation
 from iadet.data.images import load_image
 from iadet.data.masks import MaskLoader
 from iadet.data.records import ImageRecord
+from iadet.data.sampler import SampleKey
 
 ProposalLoader = Callable[[ImageRecord], np.ndarray]
 
@@ -38,20 +42,27 @@ class DetectionDataset(Dataset):
         use_difficult: bool = False,
         mask_loader: MaskLoader | None = None,
         proposals: ProposalLoader | None = None,
+        augment: ImageAugmentation | None = None,
     ) -> None:
         self.records = records
         self.train = train
         self.use_difficult = use_difficult
         self.mask_loader = mask_loader
         self.proposals = proposals
+        self.augment = augment if train else None
         self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
         self.flip = v2.RandomHorizontalFlip(p=1.0)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: int | tuple[int, bool]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        index, flip = key if isinstance(key, tuple) else (key, False)
+    def __getitem__(
+        self, key: int | tuple[int, bool] | SampleKey
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if isinstance(key, SampleKey):
+            index, flip = key.index, key.flip
+        else:
+            index, flip = key if isinstance(key, tuple) else (key, False)
         record = self.records[index]
         image = load_image(record.path)
         keep = np.ones(len(record.labels), bool)
@@ -80,10 +91,15 @@ class DetectionDataset(Dataset):
         tensor = self.to_tensor(image)
         if flip:
             tensor, target = self.flip(tensor, target)
-        for key in ("boxes", "masks", "proposals"):
-            if key in target:
-                target[key] = target[key].as_subclass(torch.Tensor)
-        return tensor.as_subclass(torch.Tensor), target
+        for name in ("boxes", "masks", "proposals"):
+            if name in target:
+                target[name] = target[name].as_subclass(torch.Tensor)
+        tensor = tensor.as_subclass(torch.Tensor)
+        if self.augment is not None:
+            seed, progress = (key.seed, key.progress) if isinstance(key, SampleKey) else (index, 0.0)
+            generator = torch.Generator().manual_seed(seed)
+            tensor = self.augment(tensor, target["boxes"], generator, progress)
+        return tensor, target
 
 
 def ignore_signals_in_worker(worker_id: int) -> None:

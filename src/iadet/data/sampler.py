@@ -12,6 +12,7 @@ generator. Resuming at ``(epoch, batch)`` therefore replays exactly the same dat
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -72,6 +73,32 @@ class TrainBatchSampler:
                 if b >= first:
                     yield epoch, b, batch
             epoch, first = epoch + 1, 0
+
+
+class SampleKey(NamedTuple):
+    """What the training dataset is asked for: the image, its flip, and its augmentation's seed and progress."""
+
+    index: int
+    flip: bool
+    seed: int
+    """Seed of the image-space augmentation's generator (:func:`augmentation_seed`)."""
+    progress: float
+    """Fraction of the run done at this sample's iteration, in [0, 1] (for augmentations that ramp)."""
+
+
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of image ``index``'s augmentation in ``epoch`` of a run seeded ``seed``.
+
+    A pure function of the three (each image appears once per epoch), so an augmentation drawn
+    from it is the same in a resumed run, on any rank and in any loader worker.
+    """
+    return ((seed * 1_000_003 + epoch) * 2_000_003 + index) % (2**63 - 1)
+
+
+def sample_keys(batch: Batch, seed: int, epoch: int, iteration: int, max_iters: int) -> list[SampleKey]:
+    """The :class:`SampleKey` of each image of a batch drawn at ``(epoch, iteration)``."""
+    progress = min(iteration / max(max_iters, 1), 1.0)
+    return [SampleKey(i, flip, augmentation_seed(seed, epoch, i), progress) for i, flip in batch]
 
 
 def shard(batch: Batch, rank: int, world_size: int) -> Batch:

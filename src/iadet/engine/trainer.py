@@ -32,15 +32,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from iadet.config import Config, config_diff, save_config
+from iadet.data.augment import build_image_augmentation
 from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
-from iadet.data.sampler import TrainBatchSampler, shard
+from iadet.data.sampler import TrainBatchSampler, sample_keys, shard
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
 from iadet.engine.hooks import (
     Checkpointer,
+    Interrupted,
     MetricsLogger,
     PeriodicEvaluation,
     SignalFlag,
@@ -54,6 +56,7 @@ from iadet.engine.train_loop import Batch, NonFiniteLoss, Trainer
 from iadet.errors import ConfigError, TrainingError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
+from iadet.serialization import remove_stale_temporaries
 
 # keys that do not change what is computed: a resume may change them without --force
 OPERATIONAL_KEYS = {
@@ -192,8 +195,16 @@ class _Run:
         self.output, self.device, self.stop, self.quiet = output, device, stop, quiet
         self.main = dist.is_main()
         self.ckpt_path = output / "checkpoint.pth"
+        if self.main:  # under the output lock: no other run is writing here
+            remove_stale_temporaries(output, (self.ckpt_path.name, "model_final.pth"))
         checkpoint = self._open_checkpoint(resume)
         self.config, self.train_split = resolve_config(config)
+        batch, images = self.config.train.batch_size, len(self.train_split)
+        if batch > images:
+            raise ConfigError(
+                f"train.batch_size={batch} is larger than the training split "
+                f"{self.train_split.name} ({images} images): use at most {images}"
+            )
         if checkpoint is not None:
             self._check_resumable(checkpoint, force)
         if self.main:
@@ -290,7 +301,7 @@ class _Run:
             StopOnSignal(self.stop),
             Checkpointer(tcfg.checkpoint_every, self._save_checkpoint),
         ]
-        data = self._batches(sampler, start_epoch, start_batch)
+        data = self._batches(sampler, start_epoch, start_batch, max_iters)
         self.trainer = Trainer(
             model,
             method,
@@ -320,12 +331,12 @@ class _Run:
             data.close()
         return self._finish()
 
-    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int) -> Iterator[Batch]:
+    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int) -> Iterator[Batch]:
         """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, with their position."""
         rank, world = dist.rank(), dist.world_size()
         loader = DataLoader(
             self._dataset(),
-            batch_sampler=_Shards(sampler, epoch, batch, rank, world),
+            batch_sampler=_Shards(sampler, epoch, batch, rank, world, max_iters),
             num_workers=self.config.data.num_workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
@@ -343,6 +354,7 @@ class _Run:
             use_difficult=config.data.use_difficult,
             mask_loader=mask_loader_for(split) if config.model.detector == "mask_rcnn" else None,
             proposals=self.proposals.for_record if self.proposals is not None else None,
+            augment=build_image_augmentation(config.method),
         )
 
     # --- outputs ----------------------------------------------------------------------------
@@ -364,7 +376,18 @@ class _Run:
             "config": self.config.to_dict(),
             "classes": list(self.train_split.classes),
         }
+        self._check_finite_weights(f"iteration {iteration}")
         save_atomic(state, self.ckpt_path)
+
+    def _check_finite_weights(self, when: str) -> None:
+        """Refuse to save weights holding NaN or infinity (the last good checkpoint stays)."""
+        for name, value in self.model.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                kept = "the last good checkpoint is kept" if self.ckpt_path.exists() else "none saved"
+                raise TrainingError(
+                    f"the weights are not finite at {when} ({name} holds NaN or infinity): "
+                    f"not saved, {kept}; lower train.lr or set train.clip_grad_norm"
+                )
 
     def _finish(self) -> TrainResult:
         t = self.trainer
@@ -379,22 +402,38 @@ class _Run:
                 )
             return TrainResult(self.output, t.iter, interrupted=True)
         if self.main:
+            self._check_finite_weights("the end of training")
             save_atomic(self.model.state_dict(), self.output / "model_final.pth")
-        evaluation = self._evaluate(t.iter, write_file=True) if self.config.train.eval_at_end else None
+        evaluation = None
+        if self.config.train.eval_at_end:
+            try:
+                evaluation = self._evaluate(t.iter, write_file=True)
+            except Interrupted as exc:
+                raise Interrupted(
+                    exc.signum,
+                    f"{exc} during the final evaluation; {self.output / 'model_final.pth'} is saved, "
+                    f"eval.json is not (iadet eval --checkpoint {self.output / 'model_final.pth'} writes it)",
+                ) from None
         self.writer.close()
         dist.barrier()
         return TrainResult(self.output, t.iter, interrupted=False, evaluation=evaluation)
 
     def _evaluate(self, iteration: int, *, write_file: bool) -> dict[str, Any] | None:
         config = self.config
-        _, _, summary = evaluate_split(
-            self.model,
-            config,
-            config.data.test_split,
-            self.device,
-            progress=self.main and not self.quiet and sys.stdout.isatty(),
-            proposals=self.proposals,
-        )
+        try:
+            with self.stop.immediate():  # a signal stops an evaluation at once, not when it ends
+                _, _, summary = evaluate_split(
+                    self.model,
+                    config,
+                    config.data.test_split,
+                    self.device,
+                    progress=self.main and not self.quiet and sys.stdout.isatty(),
+                    proposals=self.proposals,
+                )
+        except Interrupted:
+            if write_file:
+                raise
+            return None  # a periodic evaluation: the loop stops after this step and checkpoints
         if summary is None:
             return None
         summary["checkpoint"] = str(self.output / "model_final.pth")
@@ -413,14 +452,20 @@ class _Run:
 
 
 class _Shards:
-    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever."""
+    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever, as
+    :class:`SampleKey` objects (image, flip, and the seed and progress of its augmentation)."""
 
-    def __init__(self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int) -> None:
+    def __init__(
+        self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int, max_iters: int
+    ) -> None:
         self.sampler, self.epoch, self.batch, self.rank, self.world = sampler, epoch, batch, rank, world
+        self.max_iters = max_iters
 
     def __iter__(self):
-        for _, _, batch in self.sampler.iterate(self.epoch, self.batch):
-            yield shard(batch, self.rank, self.world)
+        per_epoch = len(self.sampler)
+        for e, b, batch in self.sampler.iterate(self.epoch, self.batch):
+            keys = sample_keys(batch, self.sampler.seed, e, e * per_epoch + b, self.max_iters)
+            yield shard(keys, self.rank, self.world)
 
 
 def _open_proposals(config: Config, train_split: Any) -> Proposals | None:

@@ -26,7 +26,7 @@ from iadet.modeling.methods import adversary_parameters, build_method, split_los
 from conftest import make_voc, read_jsonl, tiny_overrides, write_voc_xml
 
 ADVERSARIAL = ["asdn", "fixed-asdn", "astn", "asdn+astn"]
-BASELINES = ["random-dropout", "hard-dropout", "jitter", "ohem"]
+BASELINES = ["random-dropout", "hard-dropout", "jitter", "ohem", "dropblock"]
 STAGES = ("method.warmup_iters=2", "method.pretrain_iters=2")  # (a) 0-1, (b) 2-3, (c) 4-
 TINY = ModelConfig(backbone="tiny", min_size=64, max_size=96, box_batch_size_per_image=32)
 
@@ -214,6 +214,7 @@ RESUMES = [
     ("hard-dropout", (3,)),
     ("jitter", (3,)),
     ("ohem", (3,)),
+    ("dropblock", (3,)),
 ]
 
 

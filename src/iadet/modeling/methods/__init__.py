@@ -9,6 +9,7 @@ Importing this package imports every method, so :func:`build_method` knows them 
 from iadet.config.methods import method_names
 from iadet.modeling.methods import (  # noqa: F401  (each module registers its method classes)
     adversarial,
+    dropblock,
     dropout_baselines,
     inverted_attention,
     jitter,

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from iadet.config.methods import MethodParams, method_params
+from iadet.config.methods import ImageAugmentationParams, MethodParams, method_params
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -148,9 +148,12 @@ IMPLEMENTATIONS[MethodParams] = RoIMethod
 def build_method(params: MethodParams | Mapping[str, Any]) -> RoIMethod:
     """The method module for checked parameters (a mapping is checked first, as a config's is).
 
-    The method's class must have been imported (``iadet.modeling.methods`` imports them all).
+    The method's class must have been imported (``iadet.modeling.methods`` imports them all). The
+    image-space baselines (``random-erasing`` ...) get the identity: they act on the training images.
     """
     params = method_params(params)
+    if isinstance(params, ImageAugmentationParams):
+        return RoIMethod(params)  # acts in the data pipeline (iadet.data.augment); the RoI features pass
     try:
         cls = IMPLEMENTATIONS[type(params)]
     except KeyError:

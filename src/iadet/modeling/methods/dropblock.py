@@ -1,0 +1,45 @@
+"""DropBlock (Ghiasi, Lin, Le 2018) on the RoI-pooled features: the structured-dropout baseline.
+
+Contiguous ``block_size x block_size`` regions of every channel are dropped at random from the
+features of every sampled RoI, and the rest rescaled by ``count / count_kept`` (the paper's
+Alg. 1, ``torchvision.ops.drop_block2d``). The drop probability follows the paper's schedule:
+it grows linearly from 0 to ``drop_prob`` over the run (``ramp=linear``). Unlike Inverted
+Attention nothing guides where the blocks fall; unlike A-Fast-RCNN's ``random-dropout`` every
+RoI, foreground or background, is affected and each channel gets its own blocks, as DropBlock
+in a network's feature maps. Randomness comes from the global RNG, whose state the checkpoints
+keep (an interrupted run resumes exactly).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torchvision.ops import drop_block2d
+
+from iadet.config.methods import DropBlockParams
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
+
+
+def block_size_for(size: int, block_size: int = 0) -> int:
+    """The block side for a ``size x size`` map: ``block_size`` if set, else ``size // 2`` made odd
+    (7 x 7 -> 3, 14 x 14 -> 7, 6 x 6 -> 3); never more than the map."""
+    if block_size:
+        return min(block_size, size)
+    side = max(size // 2, 1)
+    return side if side % 2 else side - 1
+
+
+class DropBlock(RoIMethod, params=DropBlockParams):
+    """DropBlock on ``(N, C, H, W)`` RoI features, all ``N`` RoIs, every iteration."""
+
+    def current_drop_prob(self) -> float:
+        """``drop_prob``, scaled by the fraction of the run done when ``ramp=linear`` (Sec. 3)."""
+        if self.params.ramp == "constant":
+            return self.params.drop_prob
+        return self.params.drop_prob * min(self.iteration / max(self.max_iters, 1), 1.0)
+
+    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+        p = self.current_drop_prob()
+        if p <= 0.0 or features.numel() == 0:
+            return RoIOutput(features, stats={"dropblock_p": p})
+        size = block_size_for(min(features.shape[-2:]), self.params.block_size)
+        return RoIOutput(drop_block2d(features, p, size, training=True), stats={"dropblock_p": p})
