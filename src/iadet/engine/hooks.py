@@ -13,10 +13,11 @@ Loop hooks — :class:`MetricsLogger`, :class:`PeriodicEvaluation`, :class:`Stop
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from iadet.engine import distributed as dist
 from iadet.engine.attention_recording import AttentionRecorder
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.train_loop import HookBase
+from iadet.errors import TrainingError
 from iadet.modeling.methods import RoIMethod, adversary_parameters
 
 # ----------------------------------------------------------------------------------------------
@@ -209,13 +211,24 @@ class PeriodicEvaluation(HookBase):
             self.evaluate(t.iter)
 
 
+class Interrupted(TrainingError):
+    """SIGINT/SIGTERM during a phase that stops at once instead of at the end of a step (evaluation);
+    the exit status is ``128 + signal``, as a shell reports a process killed by it."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+
+
 class SignalFlag:
     """Turns SIGINT/SIGTERM into a flag (installed for a whole run, set-up included); a second
-    SIGINT stops at once."""
+    SIGINT stops at once, and so does any signal inside :meth:`immediate` (an evaluation)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self.previous: dict[int, Any] = {}
+        self.raise_now = False
 
     def __enter__(self) -> SignalFlag:
         if threading.current_thread() is threading.main_thread():
@@ -224,9 +237,24 @@ class SignalFlag:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
+        if self.signal is not None and signum == signal.SIGINT and not self.raise_now:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         self.signal = signum
+        if self.raise_now:
+            self.raise_now = False
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def immediate(self) -> Iterator[None]:
+        """Inside, a signal raises :class:`Interrupted` at once (as does one already received):
+        for phases that cannot stop at a step's end and checkpoint, such as an evaluation."""
+        if self.signal is not None:
+            raise Interrupted(self.signal)
+        self.raise_now = True
+        try:
+            yield
+        finally:
+            self.raise_now = False
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
@@ -247,7 +275,8 @@ class StopOnSignal(HookBase):
 
 class Checkpointer(HookBase):
     """Writes the training checkpoint (atomically, through ``save``) every ``every`` steps, at the
-    last step and when the loop is asked to stop; ``save(iteration, epoch, position)``."""
+    last step and when the loop is asked to stop; ``save(iteration, epoch, position)``. The saver
+    refuses weights that are not finite (see the trainer), keeping the last good checkpoint."""
 
     def __init__(self, every: int, save: Callable[[int, int, int], None]) -> None:
         self.every = every
