@@ -32,11 +32,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from iadet.config import Config, config_diff, save_config
+from iadet.data.augment import build_image_augmentation
 from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
-from iadet.data.sampler import TrainBatchSampler, shard
+from iadet.data.sampler import TrainBatchSampler, sample_keys, shard
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
 from iadet.engine.hooks import (
@@ -300,7 +301,7 @@ class _Run:
             StopOnSignal(self.stop),
             Checkpointer(tcfg.checkpoint_every, self._save_checkpoint),
         ]
-        data = self._batches(sampler, start_epoch, start_batch)
+        data = self._batches(sampler, start_epoch, start_batch, max_iters)
         self.trainer = Trainer(
             model,
             method,
@@ -330,12 +331,12 @@ class _Run:
             data.close()
         return self._finish()
 
-    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int) -> Iterator[Batch]:
+    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int) -> Iterator[Batch]:
         """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, with their position."""
         rank, world = dist.rank(), dist.world_size()
         loader = DataLoader(
             self._dataset(),
-            batch_sampler=_Shards(sampler, epoch, batch, rank, world),
+            batch_sampler=_Shards(sampler, epoch, batch, rank, world, max_iters),
             num_workers=self.config.data.num_workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
@@ -353,6 +354,7 @@ class _Run:
             use_difficult=config.data.use_difficult,
             mask_loader=mask_loader_for(split) if config.model.detector == "mask_rcnn" else None,
             proposals=self.proposals.for_record if self.proposals is not None else None,
+            augment=build_image_augmentation(config.method),
         )
 
     # --- outputs ----------------------------------------------------------------------------
@@ -450,14 +452,20 @@ class _Run:
 
 
 class _Shards:
-    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever."""
+    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever, as
+    :class:`SampleKey` objects (image, flip, and the seed and progress of its augmentation)."""
 
-    def __init__(self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int) -> None:
+    def __init__(
+        self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int, max_iters: int
+    ) -> None:
         self.sampler, self.epoch, self.batch, self.rank, self.world = sampler, epoch, batch, rank, world
+        self.max_iters = max_iters
 
     def __iter__(self):
-        for _, _, batch in self.sampler.iterate(self.epoch, self.batch):
-            yield shard(batch, self.rank, self.world)
+        per_epoch = len(self.sampler)
+        for e, b, batch in self.sampler.iterate(self.epoch, self.batch):
+            keys = sample_keys(batch, self.sampler.seed, e, e * per_epoch + b, self.max_iters)
+            yield shard(keys, self.rank, self.world)
 
 
 def _open_proposals(config: Config, train_split: Any) -> Proposals | None:
