@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iadet.config.schema import DataConfig
+from iadet.data import files
 from iadet.data.coco import is_coco_root, open_coco
 from iadet.data.records import DatasetSplit
 from iadet.data.voc import is_voc_root, open_voc
@@ -69,6 +70,8 @@ def builtin_root(preset: str, seed: int = 0) -> Path:
 
 
 def data_root(cfg: DataConfig) -> Path:
+    """The dataset directory of ``cfg``; also applies its limits (pixels, symlinks) to this process."""
+    files.configure(cfg)
     if cfg.root is None:
         return builtin_root(cfg.preset, cfg.synth_seed)
     root = Path(cfg.root).expanduser()

@@ -2,14 +2,16 @@
 
 Classes are the JSON's categories in id order (label ``i + 1`` for the i-th); crowd boxes
 (``iscrowd=1``) are kept as ``difficult`` so training leaves them out and evaluation ignores
-them, as COCO does. Missing keys, unknown category ids and boxes of non-positive size are
-errors naming the file and the annotation id; image file names that would escape the image
-directory are refused.
+them, as COCO does. Missing keys, unknown category ids, entries that are not objects, numbers
+of the wrong type or not finite, and boxes of non-positive size are errors naming the file, the
+entry and the field; image file names that would escape the image directory (or symbolic links
+leading out of the dataset) are refused.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from iadet.data.files import inside, plain_name, read_text
 from iadet.data.records import DatasetSplit, ImageRecord
 from iadet.errors import DataError
 
@@ -39,12 +42,13 @@ def coco_paths(root: Path, split: str) -> tuple[Path, Path]:
 
 
 def load_coco_json(path: Path) -> dict[str, Any]:
+    text = read_text(path, "annotation file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
     for key in ("images", "annotations", "categories"):
@@ -55,17 +59,39 @@ def load_coco_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _require(entry: dict, keys: Sequence[str], path: Path, what: str) -> None:
+def _require(entry: Any, keys: Sequence[str], path: Path, what: str) -> None:
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}: {what} must be a JSON object, got {type(entry).__name__}")
     for key in keys:
         if key not in entry:
             raise DataError(f"{path}: {what} is missing key '{key}'")
 
 
-def _safe_file_name(name: str, path: Path, what: str) -> str:
-    parts = Path(name).parts
-    if not name or Path(name).is_absolute() or ".." in parts or "\x00" in name:
-        raise DataError(f"{path}: {what} file_name {name!r} escapes the image directory (refused)")
-    return name
+def _number(entry: dict, key: str, path: Path, what: str, *, integer: bool = False) -> float:
+    """``entry[key]`` as a finite number (a whole one with ``integer``); booleans and strings refused."""
+    value = entry[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok:
+        kind = "a whole number" if integer else "a finite number"
+        raise DataError(f"{path}: {what} field '{key}' must be {kind}, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _id(entry: dict, key: str, path: Path, what: str) -> int | str:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(
+            f"{path}: {what} field '{key}' must be an integer or a string, got {json.dumps(value)[:40]}"
+        )
+    return value
+
+
+def _safe_file_name(name: Any, path: Path, what: str) -> str:
+    if not isinstance(name, str):
+        raise DataError(f"{path}: {what} field 'file_name' must be a string, got {json.dumps(name)[:40]}")
+    return plain_name(name, str(path), f"{what} file_name", subdirs=True)
 
 
 def open_coco(
@@ -81,7 +107,12 @@ def open_coco(
     categories = []
     for k, cat in enumerate(data["categories"]):
         _require(cat, ("id", "name"), ann_path, f"category {k}")
+        _id(cat, "id", ann_path, f"category {k}")
+        if not isinstance(cat["name"], str) or not cat["name"]:
+            raise DataError(f"{ann_path}: category {k} field 'name' must be a non-empty string")
         categories.append(cat)
+    if len({c["id"] for c in categories}) != len(categories):
+        raise DataError(f"{ann_path}: two categories share an id")
     categories.sort(key=lambda c: c["id"])
     names = tuple(str(c["name"]) for c in categories)
     if classes and tuple(classes) != names:
@@ -94,15 +125,21 @@ def open_coco(
 
     images = {}
     for k, img in enumerate(data["images"]):
-        what = f"image {img.get('id', k)}"
+        what = f"image {img.get('id', k) if isinstance(img, dict) else k}"
         _require(img, ("id", "file_name", "width", "height"), ann_path, what)
+        _id(img, "id", ann_path, what)
+        for key in ("width", "height"):
+            if _number(img, key, ann_path, what, integer=True) <= 0:
+                raise DataError(f"{ann_path}: {what} field '{key}' must be positive, got {img[key]}")
         images[img["id"]] = img
 
     per_image: dict[Any, list[dict]] = defaultdict(list)
     for k, ann in enumerate(data["annotations"]):
-        what = f"annotation {ann.get('id', k)}"
+        what = f"annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
         try:
             _require(ann, ("image_id", "category_id", "bbox"), ann_path, what)
+            _id(ann, "image_id", ann_path, what)
+            _id(ann, "category_id", ann_path, what)
             if ann["image_id"] not in images:
                 raise DataError(
                     f"{ann_path}: {what} refers to image id {ann['image_id']} that does not exist"
@@ -113,9 +150,20 @@ def open_coco(
                 )
             bbox = ann["bbox"]
             if not (
-                isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)
+                isinstance(bbox, list)
+                and len(bbox) == 4
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox
+                )
             ):
-                raise DataError(f"{ann_path}: {what} bbox must be [x, y, width, height], got {bbox!r}")
+                raise DataError(
+                    f"{ann_path}: {what} field 'bbox' must be [x, y, width, height] of finite numbers, "
+                    f"got {json.dumps(bbox)[:80]}"
+                )
+            if ann.get("iscrowd", 0) not in (0, 1):
+                raise DataError(
+                    f"{ann_path}: {what} field 'iscrowd' must be 0 or 1, got {json.dumps(ann['iscrowd'])[:40]}"
+                )
         except DataError as exc:
             if problems is None:
                 raise
@@ -127,10 +175,11 @@ def open_coco(
     for image_id, img in images.items():
         what = f"image {image_id}"
         try:
-            file_name = _safe_file_name(str(img["file_name"]), ann_path, what)
+            file_name = _safe_file_name(img["file_name"], ann_path, what)
             path = image_dir / file_name
             if not path.is_file():
                 raise DataError(f"{path}: image listed in {ann_path.name} has no file")
+            inside(path, root, "image")
             width, height = int(img["width"]), int(img["height"])
             boxes, labels, crowd = [], [], []
             for ann in per_image.get(image_id, []):

@@ -3,16 +3,23 @@
 Grayscale (``L``, ``1``), palette (``P``), ``RGBA``/``LA`` (alpha composited on black, the way
 VOC-style tools drop it), 16-bit PNG (``I;16``/``I``, scaled to 8 bit), ``CMYK`` JPEG and
 EXIF-rotated photos all come out as an upright ``H x W x 3`` RGB image. A missing, truncated or
-non-image file is a :class:`~iadet.errors.DataError` naming the file.
+non-image file is a :class:`~iadet.errors.DataError` naming the file, and so is one whose header
+declares more than ``data.max_image_pixels`` (:data:`iadet.data.files.LIMITS`): the size is
+checked after Pillow reads the header and before anything is decoded (a decompression bomb).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from iadet.data.files import LIMITS
 from iadet.errors import DataError
 
 # EXIF orientations 5-8 swap width and height
@@ -35,11 +42,45 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _check_pixels(path: Path, image: Image.Image) -> None:
+    width, height = image.size
+    if width * height > LIMITS.max_image_pixels:
+        raise DataError(
+            f"{path}: image declares {width}x{height} = {width * height / 1e6:.1f} megapixels, more than "
+            f"data.max_image_pixels={LIMITS.max_image_pixels} (refused before decoding)"
+        )
+
+
+@contextlib.contextmanager
+def open_checked(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` (the header only), refusing an image larger than the pixel limit.
+
+    Pillow's own decompression-bomb guard (a warning, then an error at twice its limit) gives way
+    to ours: its error becomes the same one-line refusal naming the file.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and LIMITS.max_image_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = LIMITS.max_image_pixels  # a limit raised on purpose: Pillow's follows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as exc:
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too many pixels"
+            raise DataError(
+                f"{path}: image declares {size}, more than data.max_image_pixels={LIMITS.max_image_pixels} "
+                "(refused before decoding)"
+            ) from None
+        with image:
+            _check_pixels(path, image)
+            yield image
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Decode ``path`` fully into an upright 8-bit RGB Pillow image."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with open_checked(path) as image:
             image = ImageOps.exif_transpose(image)
             image.load()
             return to_rgb(image)
@@ -57,7 +98,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` as :func:`load_image` will return it, reading only the header."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with open_checked(path) as image:
             width, height = image.size
             try:
                 orientation = image.getexif().get(0x0112, 1)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
+from iadet.data.images import open_checked
 from iadet.data.records import DatasetSplit, ImageRecord
 from iadet.errors import DataError
 
@@ -24,7 +24,7 @@ def voc_instance_masks(record: ImageRecord, keep: np.ndarray) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: instance mask missing (model.detector=mask_rcnn needs SegmentationObject/)")
     try:
-        with Image.open(path) as im:
+        with open_checked(path) as im:
             index = np.asarray(im)
     except OSError as exc:
         raise DataError(f"{path}: cannot read instance mask ({exc})") from None

@@ -4,7 +4,9 @@ Any year works. Coordinates in the XML are 1-based inclusive pixels; like py-fas
 subtract 1 on load (and the evaluator adds it back when writing devkit files). Every
 annotation is parsed and validated, and every listed image checked, when the split is opened,
 so a bad file fails before training starts, with a one-line error naming it. XML is parsed with
-``defusedxml`` (no entity expansion, no external entities).
+``defusedxml`` (no entity expansion, no external entities). Split files and ``classes.txt`` are
+UTF-8 with or without a BOM (:mod:`iadet.data.files`); ids must be plain names, and an image that
+is a symbolic link out of the dataset is refused unless ``data.follow_symlinks``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from iadet.data.files import inside, plain_name, read_id_lines, read_text
 from iadet.data.images import image_size
 from iadet.data.records import VOC_CLASSES, DatasetSplit, ImageRecord
 from iadet.errors import DataError, closest
@@ -36,7 +39,7 @@ def read_classes(root: Path) -> tuple[str, ...] | None:
     path = root / "classes.txt"
     if not path.is_file():
         return None
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path, "class list").splitlines() if line.strip()]
     if not names:
         raise DataError(f"{path}: no class names")
     if len(set(names)) != len(names):
@@ -45,10 +48,8 @@ def read_classes(root: Path) -> tuple[str, ...] | None:
 
 
 def safe_image_id(image_id: str, source: str) -> str:
-    """Refuse ids that would escape the dataset root (``../x``, ``/etc/x``, ``a/b``)."""
-    if not image_id or image_id in (".", "..") or "/" in image_id or "\\" in image_id or "\x00" in image_id:
-        raise DataError(f"{source}: image id {image_id!r} is not a plain file name (refused)")
-    return image_id
+    """Refuse ids that would escape the dataset root (``../x``, ``/etc/x``, ``a/b``): :func:`plain_name`."""
+    return plain_name(image_id, source)
 
 
 def read_split(root: Path, split: str) -> list[str]:
@@ -56,13 +57,8 @@ def read_split(root: Path, split: str) -> list[str]:
     if not path.is_file():
         available = sorted(p.stem for p in (root / _SPLIT_DIR).glob("*.txt") if "_" not in p.stem)
         raise DataError(f"{path}: split file not found (available: {', '.join(available) or 'none'})")
-    ids = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        # VOC's per-class lists hold "id 1" / "id -1": the id is the first field
-        ids.append(safe_image_id(fields[0], f"{path}:{lineno}"))
+    # VOC's per-class lists hold "id 1" / "id -1": the id is the first field
+    ids = [image_id for _, image_id in read_id_lines(path)]
     if not ids:
         raise DataError(f"{path}: empty split file")
     return ids
@@ -84,6 +80,16 @@ def _number(node, tag: str, xml: Path, what: str) -> float:
     if not math.isfinite(value):
         raise DataError(f"{xml}: {what} has a bad <{tag}>: {text!r}")
     return value
+
+
+def _size(node, tag: str, xml: Path) -> int:
+    """A ``<size>`` field: a positive whole number (``0`` is allowed: some tools write it for unknown)."""
+    value = _number(node, tag, xml, "<size>")
+    if value < 0 or not value.is_integer():
+        raise DataError(
+            f"{xml}: <size> has a bad <{tag}>: {_text(node, tag, xml, '<size>')!r} (a whole number)"
+        )
+    return int(value)
 
 
 @dataclass
@@ -121,11 +127,14 @@ def read_voc_xml(xml: Path) -> tuple[Any, list[VOCObject]]:
         if bndbox is None:
             raise DataError(f"{xml}: {what} has no <bndbox>")
         box = tuple(_number(bndbox, t, xml, what) for t in ("xmin", "ymin", "xmax", "ymax"))
-        text = obj.findtext("difficult")
+        text = (obj.findtext("difficult") or "").strip()
         try:
-            difficult = text is not None and text.strip() != "" and float(text) != 0
+            flag = float(text) if text else 0.0
         except ValueError:
-            raise DataError(f"{xml}: {what} has a bad <difficult>: {text!r}") from None
+            flag = math.nan
+        if flag not in (0.0, 1.0):
+            raise DataError(f"{xml}: {what} has a bad <difficult>: {text[:40]!r} (0 or 1)")
+        difficult = flag == 1.0
         objects.append(VOCObject(name, box, difficult))
     return root, objects
 
@@ -160,6 +169,7 @@ def parse_annotation(
     """Parse and validate one VOC XML file into an :class:`ImageRecord` (0-based boxes)."""
     if not xml.is_file():
         raise DataError(f"{xml}: annotation file not found")
+    inside(xml, image_path.parent.parent, "annotation")
     root, objects = read_voc_xml(xml)
 
     if check_image:
@@ -168,7 +178,7 @@ def parse_annotation(
         width = height = 0
     size = root.find("size")
     if size is not None and size.find("width") is not None and size.find("height") is not None:
-        w_xml, h_xml = int(_number(size, "width", xml, "<size>")), int(_number(size, "height", xml, "<size>"))
+        w_xml, h_xml = _size(size, "width", xml), _size(size, "height", xml)
         if not check_image:
             width, height = w_xml, h_xml
         elif (w_xml, h_xml) not in ((width, height), (height, width)) and w_xml > 0 and h_xml > 0:
@@ -215,13 +225,14 @@ def parse_annotation(
 
 
 def find_image(root: Path, image_id: str) -> Path:
+    """``JPEGImages/<id>.jpg`` (or .jpeg, .png, .bmp), inside the dataset (:func:`~iadet.data.files.inside`)."""
     jpg = root / "JPEGImages" / f"{image_id}.jpg"
     if jpg.is_file():
-        return jpg
+        return inside(jpg, root, "image")
     for ext in (".jpeg", ".png", ".JPG", ".PNG", ".bmp"):
         other = root / "JPEGImages" / f"{image_id}{ext}"
         if other.is_file():
-            return other
+            return inside(other, root, "image")
     raise DataError(f"{jpg}: image listed in the split has no file")
 
 

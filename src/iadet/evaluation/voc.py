@@ -51,6 +51,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from iadet.data.files import inside, read_id_lines, read_text
 from iadet.data.records import VOC_CLASSES
 from iadet.data.voc import read_voc_xml
 from iadet.errors import ConfigError, DataError
@@ -570,24 +571,18 @@ class VOCAnnotation:
 def read_image_set(path: str | Path) -> list[str]:
     """Image ids of an ``ImageSets/Main/<split>.txt`` file: the first word of each non-blank line."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"image set file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read image set {path}: {exc}") from None
+    if not path.is_file():
+        raise DataError(f"image set file not found: {path}")
     ids: list[str] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        words = line.split()
-        if not words:
-            continue
-        if words[0] in first_line:
+    # UTF-8 (BOM or not), one plain id per line: the same rule as training's split files
+    for lineno, image_id in read_id_lines(path, "image set"):
+        if image_id in first_line:
             raise DataError(
-                f"{path}:{lineno}: image '{words[0]}' is listed twice (first on line {first_line[words[0]]})"
+                f"{path}:{lineno}: image '{image_id}' is listed twice (first on line {first_line[image_id]})"
             )
-        first_line[words[0]] = lineno
-        ids.append(words[0])
+        first_line[image_id] = lineno
+        ids.append(image_id)
     if not ids:
         raise DataError(f"image set {path} lists no images")
     return ids
@@ -625,9 +620,9 @@ def read_voc_detections(
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read detection file {path}: {exc}") from None
+        lines = read_text(path, "detection file").splitlines()
+    except DataError as exc:
+        raise DataError(f"cannot read detection file {exc}") from None
     rows, linenos = [], []
     for lineno, line in enumerate(lines, start=1):
         fields = line.split()
@@ -696,7 +691,7 @@ def evaluate_voc_files(
         path = annotations / f"{image_id}.xml"
         if not path.is_file():
             raise DataError(f"no annotation for image '{image_id}' of {image_set}: {path} does not exist")
-        ann = read_voc_annotation(path)
+        ann = read_voc_annotation(inside(path, annotations, "annotation"))
         keep = np.array([name in label_of for name in ann.names], dtype=bool)
         labels = np.array([label_of[name] for name in ann.names if name in label_of], dtype=np.int64)
         gt_parts.append((ann.boxes[keep], labels, ann.difficult[keep], np.full(len(labels), i)))
