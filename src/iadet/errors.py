@@ -30,6 +30,10 @@ class CheckpointError(IadetError):
     """A truncated checkpoint, or one that does not fit the model."""
 
 
+class OutputError(IadetError):
+    """An output path that cannot be written: an existing file where a directory goes, a read-only directory."""
+
+
 class TrainingError(IadetError):
     """Training cannot go on (a non-finite loss, a locked output directory, ...)."""
 

@@ -215,3 +215,215 @@ def test_sigterm_during_the_final_evaluation_stops_at_once(voc, tmp_path, capsys
     )
     assert time.perf_counter() - start < 20, err
     assert (out / "model_final.pth").exists() and not (out / "eval.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# images: declared size checked before decoding
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG of a few dozen bytes whose header declares ``width x height`` (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("width", "height", "shown"), [(20000, 20000, "400.0"), (10000, 5000, "50.0")])
+def test_decompression_bomb_refused_naming_the_file(voc, tmp_path, capsys, width, height, shown):
+    (voc / "JPEGImages" / "000001.jpg").unlink()
+    _png_header_only(voc / "JPEGImages" / "000001.png", width, height)
+    start = time.perf_counter()
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o"),
+        rf"000001.png: image declares .*{shown} megapixels, more than data.max_image_pixels=40000000",
+        2,
+    )
+    assert time.perf_counter() - start < 10
+    # the limit is configurable (here: lowered below the toy images)
+    (voc / "JPEGImages" / "000001.png").unlink()
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o", "data.max_image_pixels=1000"),
+        r"000000.jpg: image declares 96x72 = 0.0 megapixels, more than data.max_image_pixels=1000",
+        2,
+    )
+
+
+def test_predict_refuses_a_bomb(voc, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_train_args(voc, run, "train.eval_at_end=false")) == 0
+    bomb = tmp_path / "bomb.png"
+    _png_header_only(bomb, 20000, 20000)
+    _fails(
+        capsys,
+        ["predict", "--checkpoint", str(run / "model_final.pth"), str(bomb), "--output", str(tmp_path / "p")],
+        r"bomb.png: image declares 400.0 megapixels",
+        2,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# annotation numbers
+
+
+def test_voc_size_must_be_a_finite_whole_number(voc, tmp_path, capsys):
+    xml = voc / "Annotations" / "000002.xml"
+    xml.write_text(xml.read_text().replace("<width>96</width>", "<width>NaN</width>"))
+    _fails(capsys, _train_args(voc, tmp_path / "o"), r"000002.xml: <size> has a bad <width>: 'NaN'", 2)
+    xml.write_text(xml.read_text().replace("<width>NaN</width>", "<width>96.5</width>"))
+    _fails(capsys, _train_args(voc, tmp_path / "o"), r"000002.xml: <size> has a bad <width>: '96.5'", 2)
+
+
+def test_voc_nan_coordinate_and_difficult(voc, tmp_path, capsys):
+    xml = voc / "Annotations" / "000003.xml"
+    text = xml.read_text()
+    xml.write_text(
+        text.replace("<xmin>", "<xmin>nan", 1).replace("</xmin>", "", 1).replace("<ymin>", "</xmin><ymin>", 1)
+    )
+    _fails(capsys, _train_args(voc, tmp_path / "o"), r"000003.xml: object 1 .* has a bad <xmin>", 2)
+    xml.write_text(text.replace("<difficult>0</difficult>", "<difficult>nan</difficult>", 1))
+    _fails(
+        capsys, _train_args(voc, tmp_path / "o"), r"000003.xml: object 1 .* has a bad <difficult>: 'nan'", 2
+    )
+
+
+def _coco(root: Path, data: dict) -> Path:
+    import json
+
+    from PIL import Image
+
+    (root / "annotations").mkdir(parents=True)
+    (root / "val").mkdir()
+    Image.new("RGB", (50, 40)).save(root / "val" / "a.jpg")
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(data))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"images": [{"id": 1, "file_name": "a.jpg", "width": "50", "height": 40}]},
+         r"instances_val.json: image 1 field 'width' must be a whole number, got \"50\""),
+        ({"annotations": ["box"]}, r"instances_val.json: annotation 0 must be a JSON object, got str"),
+        ({"annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, "NaN", 4]}]},
+         r"annotation 7 field 'bbox' must be \[x, y, width, height\] of finite numbers"),
+        ({"images": [{"id": 1, "file_name": "../a.jpg", "width": 50, "height": 40}]},
+         r"image 1 file_name '../a.jpg' is not a plain file name \(refused\)"),
+    ],
+)  # fmt: skip
+def test_coco_numbers_types_and_names(tmp_path, capsys, change, pattern):
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}],
+        "categories": [{"id": 1, "name": "cat"}],
+        **change,
+    }
+    root = _coco(tmp_path / "coco", data)
+    args = _train_args(root, tmp_path / "o", "data.train_split=val", "data.test_split=val")
+    _fails(capsys, args, pattern, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# paths and text files
+
+
+def test_voc_eval_refuses_an_id_that_escapes(tmp_path, capsys):
+    root = make_voc(tmp_path / "voc", n_train=2, n_test=1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.xml").write_text((root / "Annotations" / "000000.xml").read_text())
+    image_set = root / "ImageSets" / "Main" / "test.txt"
+    image_set.write_text("000002\n../../outside/x\n")
+    _fails(
+        capsys,
+        ["voc-eval", "--annotations", str(root / "Annotations"), "--image-set", str(image_set),
+         "--detections", str(tmp_path / "det_{}.txt"), "--classes", "square,bar"],
+        r"test.txt:2: image id '../../outside/x' is not a plain file name \(refused\)",
+        2,
+    )  # fmt: skip
+
+
+def test_symlink_out_of_the_dataset_refused_unless_allowed(voc, tmp_path, capsys):
+    outside = tmp_path / "elsewhere.jpg"
+    image = voc / "JPEGImages" / "000001.jpg"
+    image.rename(outside)
+    image.symlink_to(outside)
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o", "train.eval_at_end=false"),
+        r"000001.jpg: the image is a symbolic link leading outside the dataset .*data.follow_symlinks=true",
+        2,
+    )
+    args = _train_args(voc, tmp_path / "o2", "train.eval_at_end=false", "data.follow_symlinks=true")
+    assert main(args) == 0
+
+
+def test_split_with_bom_and_crlf_other_encodings_and_spaces(voc, tmp_path, capsys):
+    split = voc / "ImageSets" / "Main" / "trainval.txt"
+    split.write_bytes(b"\xef\xbb\xbf000000\r\n000001\r\n000002\r\n000003\r\n")
+    assert main(_train_args(voc, tmp_path / "ok", "train.eval_at_end=false")) == 0
+    split.write_bytes(b"000000\n00000\xe9\n")
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o"),
+        r"trainval.txt: not UTF-8 text \(byte e9 at byte offset 12\)",
+        2,
+    )
+    split.write_text("000000\nmy image\n")
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o"),
+        r"trainval.txt:2: image ids cannot contain spaces, got 'my image'",
+        2,
+    )
+    split.write_text("000000\n000001\n")
+    (voc / "classes.txt").write_bytes(b"square\nb\xe4r\n")
+    _fails(
+        capsys,
+        _train_args(voc, tmp_path / "o"),
+        r"classes.txt: not UTF-8 text \(byte e4 at byte offset 8\)",
+        2,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# output paths
+
+
+def test_output_that_is_a_file_or_unwritable(voc, tmp_path, capsys):
+    existing = tmp_path / "a-file"
+    existing.write_text("")
+    _fails(capsys, _train_args(voc, existing), r"--output .*a-file: exists and is not a directory", 2)
+    _fails(capsys, _train_args(voc, existing / "run"), r"--output .*a-file/run: cannot write there", 2)
+    _fails(
+        capsys,
+        ["predict", "--checkpoint", "x.pth", str(existing), "--output", str(existing)],
+        r"--output .*a-file: exists and is not a directory",
+        2,
+    )
+    _fails(
+        capsys,
+        ["eval", "--checkpoint", "x.pth", "--output", str(tmp_path)],
+        r"--output .*: is a directory, expected a file name",
+        2,
+    )
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        _fails(
+            capsys,
+            _train_args(voc, locked),
+            r"--output .*locked: cannot write there \(Permission denied\)",
+            2,
+        )

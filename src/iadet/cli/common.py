@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from iadet.errors import OutputError
 
 
 def add_config_args(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
@@ -58,3 +63,30 @@ def probability(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+def output_dir(path: str | Path, option: str = "--output") -> Path:
+    """Create ``path`` (a directory) now and check it can be written: one clear line before any work
+    for an existing file, a read-only or unwritable directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def output_file(path: str | Path, option: str = "--output") -> Path:
+    """Check that the file ``path`` can be written (its directory is created): one clear line before
+    any work for a directory in its place, a read-only or unwritable directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: is a directory, expected a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{option} {path}: the file exists and is read-only")
+    output_dir(path.parent if str(path.parent) else ".", option=f"{option} {path}: its directory")
+    return path

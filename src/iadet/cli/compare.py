@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from iadet.cli.common import positive_int
+from iadet.cli.common import output_dir, positive_int
 
 
 def _fractions(text: str) -> list[float]:
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     spec = CompareSpec(
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         seeds=args.seeds,
-        output=Path(args.output or f"runs/compare-{args.preset}"),
+        output=output_dir(args.output or f"runs/compare-{args.preset}"),
         config=args.config or args.preset,
         overrides=overrides,
         splits=[s.strip() for s in args.splits.split(",")] if args.splits else None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from iadet.cli.common import output_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="built-in data (synth) and dataset validation (check)")
@@ -40,6 +42,7 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"unknown preset '{args.preset}'{closest(args.preset, synth.PRESETS)}; valid: {', '.join(synth.PRESETS)}"
         )
+    output_dir(args.output)
     root = synth.generate_dataset(args.output, preset=args.preset, seed=args.seed, progress=True)
     print(f"wrote the '{args.preset}' built-in dataset (seed {args.seed}) to {root}")
     return 0

@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.checkpoint:
         raise ConfigError("iadet eval needs --checkpoint (or --table FILES)")
+    if args.output:
+        from iadet.cli.common import output_file
+
+        output_file(args.output)
 
     from iadet.engine.inference import evaluate_split
     from iadet.engine.loading import load_detector

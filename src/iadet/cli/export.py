@@ -61,10 +61,11 @@ def _example_proposals(array):
 
 
 def run(args: argparse.Namespace) -> int:
+    from iadet.cli.common import output_file
     from iadet.engine.loading import load_detector
 
+    output = output_file(args.output)
     model, cfg = load_detector(args.checkpoint, config=args.config)
-    output = Path(args.output)
     if args.format == "torchvision":
         return _to_torchvision(model, cfg, output)
 

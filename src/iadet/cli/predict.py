@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from iadet.cli.common import probability
+from iadet.cli.common import output_dir, probability
 from iadet.engine.distributed import choose_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -52,16 +52,17 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from iadet.data.files import configure
     from iadet.data.images import load_image
     from iadet.engine.loading import load_detector
     from iadet.visualization.draw import draw_detections
 
+    out_dir = output_dir(args.output)
     images = collect_images(args.inputs)
     device = choose_device(args.device)
     model, cfg = load_detector(args.checkpoint, config=args.config, device=device)
+    configure(cfg.data)  # the checkpoint's data.max_image_pixels applies to the images to predict
     classes = cfg.data.classes
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in images:
         image = load_image(path)

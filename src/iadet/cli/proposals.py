@@ -62,6 +62,7 @@ def _propose(job: tuple[str, str, str, int, int]):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from iadet.cli.common import output_file
     from iadet.config.schema import DataConfig
     from iadet.data.catalog import data_root, open_split
     from iadet.data.proposals import save_proposals
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in (".npz", ".pkl", ".pickle"):
         raise ConfigError(f"--output {output}: write proposals as FILE.npz or FILE.pkl")
+    output_file(output)
     split = open_split(data_root(DataConfig(root=args.data)), args.split)
     jobs = [(r.image_id, str(r.path), args.mode, args.max_proposals, args.seed) for r in split.records]
     bar = dict(total=len(jobs), desc="selective search", unit="img", disable=not sys.stderr.isatty())

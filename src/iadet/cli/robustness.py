@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from iadet.cli.common import positive_int
+from iadet.cli.common import output_dir, positive_int
 from iadet.engine.distributed import choose_device
 
 DESCRIPTION = """\
@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from iadet.robustness.corruptions import resolve_corruptions
 
     # everything the user typed is checked before any model is loaded
+    output_dir(args.output)
     fractions = parse_fractions(args.occlusion) if args.occlusion is not None else None
     spec = args.corruptions if args.corruptions is not None else (None if fractions else "benchmark")
     names = resolve_corruptions(spec) if spec is not None else []

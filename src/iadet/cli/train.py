@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iadet.cli.common import add_config_args, overrides_with_data
+from iadet.cli.common import add_config_args, output_dir, overrides_with_data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
         # resuming: the run's own config is the default
         args.config = str(Path(args.output) / "config.yaml")
     config = load_config(args.config, overrides)
-    output = args.output or f"runs/{Path(args.config or 'default').stem}-{config.method.name}"
+    output = output_dir(args.output or f"runs/{Path(args.config or 'default').stem}-{config.method.name}")
     result = train(config, output, resume=args.resume, force=args.force, quiet=args.quiet)
     return 0 if result.interrupted or result.iterations >= 0 else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iadet.cli.common import positive_int, probability
+from iadet.cli.common import output_dir, positive_int, probability
 from iadet.engine.distributed import choose_device
 
 
@@ -152,6 +152,7 @@ def run_attention(args: argparse.Namespace) -> int:
     from iadet.errors import ConfigError
     from iadet.visualization.figures import attention_figure
 
+    output_dir(args.output)
     if len(args.checkpoint) > 4:
         raise ConfigError("visualize attention takes at most 4 checkpoints")
     device = choose_device(args.device)
@@ -174,6 +175,7 @@ def run_strategies(args: argparse.Namespace) -> int:
     from iadet.engine.loading import load_detector
     from iadet.visualization.figures import strategies_figure
 
+    output_dir(args.output)
     device = choose_device(args.device)
     model, cfg = load_detector(args.checkpoint, config=args.config, device=device)
     for name, image, boxes, labels, _ in _items(args, model, cfg):
@@ -196,6 +198,7 @@ def run_evolution(args: argparse.Namespace) -> int:
     from iadet.errors import CheckpointError
     from iadet.visualization.figures import evolution_figure
 
+    output_dir(args.output)
     path = Path(args.run)
     if path.is_dir():
         path = path / "checkpoint.pth"
