@@ -65,15 +65,23 @@ def probability(text: str) -> float:
     return value
 
 
-def output_dir(path: str | Path, option: str = "--output") -> Path:
+def output_dir(path: str | Path, option: str = "--output", *, create: bool = True) -> Path:
     """Create ``path`` (a directory) now and check it can be written: one clear line before any work
-    for an existing file, a read-only or unwritable directory."""
+    for an existing file, a read-only or unwritable directory. With ``create=False`` a missing
+    ``path`` is left missing and its nearest existing parent is checked instead."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path}: exists and is not a directory")
+    probe = path
+    if not create:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise OutputError(f"{option} {path}: {probe} is not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
         raise OutputError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None

@@ -42,7 +42,7 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"unknown preset '{args.preset}'{closest(args.preset, synth.PRESETS)}; valid: {', '.join(synth.PRESETS)}"
         )
-    output_dir(args.output)
+    output_dir(args.output, create=False)  # the generator refuses a directory it did not make
     root = synth.generate_dataset(args.output, preset=args.preset, seed=args.seed, progress=True)
     print(f"wrote the '{args.preset}' built-in dataset (seed {args.seed}) to {root}")
     return 0
