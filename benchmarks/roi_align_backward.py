@@ -5,16 +5,22 @@ Profiling one `make demo` training run (`quick` preset, tiny backbone) shows tor
 (RoI, channel, bin, sample) and recomputes the bilinear weights for each channel. RoIAlign is linear
 in its input with weights that do not depend on the channel, so its backward is one scatter-add of
 ``weight x grad_output`` rows, vectorised over channels (``index_add_`` on a channels-last view).
-:class:`RoIAlignFastBackward` keeps torchvision's forward and computes that backward with the
+:class:`~iadet.modeling.roi_align.RoIAlignFunction` keeps torchvision's forward and computes that backward with the
 kernel's own sampling rules (``aligned``, fixed ``sampling_ratio > 0``; it falls back to
 torchvision's backward for the adaptive ``sampling_ratio <= 0``). The gradient is the same sum in
-another order: equal up to float32 rounding, not bit for bit.
+another order: equal up to float32 rounding, not bit for bit. iadet's training uses it on the CPU
+(``iadet.modeling.roi_align``); this script measures it against torchvision's.
 
     python benchmarks/roi_align_backward.py                      # the demo's shapes
     python benchmarks/roi_align_backward.py --channels 256 --height 50 --width 68 --rois 512 --batch 2 --sampling-ratio 2
+    python benchmarks/roi_align_backward.py --train 40 --rounds 3   # whole training steps of the quick preset
 
-Prints the time of torchvision's backward and of this one, and the largest difference of the two
-gradients. It changes nothing in iadet; it measures what moving RoIAlign's backward would save.
+``--train N`` times whole training iterations of the ``quick`` preset (``make demo``'s runs, method
+``none`` and ``ia``), torchvision's pooling and iadet's alternated round by round, so machine load
+hits both alike; it prints the median seconds per iteration and their ratio.
+
+Prints the time of torchvision's backward and of iadet's, and the largest difference of the two
+gradients.
 """
 
 from __future__ import annotations
@@ -26,76 +32,44 @@ import time
 import torch
 from torchvision.ops import roi_align
 
+from iadet.modeling.roi_align import RoIAlignFunction
 
-def _sample_points(rois, spatial_scale, oh, ow, ratio, aligned, height, width):
-    """Corner indices ``(K, P, S, 4)`` into ``H * W`` and weights ``(K, P, S, 4)`` (/count), as
-    torchvision's ``roi_align_backward_kernel_impl`` and ``bilinear_interpolate_gradient`` compute them."""
-    dev, dt = rois.device, rois.dtype
-    offset = 0.5 if aligned else 0.0
-    start_w = rois[:, 1] * spatial_scale - offset
-    start_h = rois[:, 2] * spatial_scale - offset
-    roi_w = rois[:, 3] * spatial_scale - offset - start_w
-    roi_h = rois[:, 4] * spatial_scale - offset - start_h
-    if not aligned:
-        roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
-    bin_h, bin_w = roi_h / oh, roi_w / ow
-    ph = torch.arange(oh, device=dev, dtype=dt)
-    pw = torch.arange(ow, device=dev, dtype=dt)
-    i = (torch.arange(ratio, device=dev, dtype=dt) + 0.5) / ratio
-    # y: (K, oh, ratio), x: (K, ow, ratio)
-    y = start_h[:, None, None] + (ph[None, :, None] + i[None, None, :]) * bin_h[:, None, None]
-    x = start_w[:, None, None] + (pw[None, :, None] + i[None, None, :]) * bin_w[:, None, None]
-    # broadcast to (K, oh, ow, ratio_y, ratio_x)
-    y = y[:, :, None, :, None].expand(-1, oh, ow, ratio, ratio)
-    x = x[:, None, :, None, :].expand(-1, oh, ow, ratio, ratio)
-    outside = (y < -1.0) | (y > height) | (x < -1.0) | (x > width)
-    y, x = y.clamp(min=0), x.clamp(min=0)
-    y_low, x_low = y.floor().long(), x.floor().long()
-    top_y, top_x = y_low >= height - 1, x_low >= width - 1
-    y_low = torch.where(top_y, height - 1, y_low)
-    x_low = torch.where(top_x, width - 1, x_low)
-    y_high = torch.where(top_y, y_low, y_low + 1)
-    x_high = torch.where(top_x, x_low, x_low + 1)
-    y = torch.where(top_y, y_low.to(dt), y)
-    x = torch.where(top_x, x_low.to(dt), x)
-    ly, lx = y - y_low, x - x_low
-    hy, hx = 1.0 - ly, 1.0 - lx
-    count = max(ratio * ratio, 1)
-    weights = torch.stack([hy * hx, hy * lx, ly * hx, ly * lx], -1) / count
-    index = torch.stack(
-        [y_low * width + x_low, y_low * width + x_high, y_high * width + x_low, y_high * width + x_high], -1
+
+def train_steps(iterations: int, rounds: int, skip: int = 3) -> None:
+    """Median seconds per training iteration of the quick preset, torchvision's RoIAlign backward vs iadet's."""
+    import tempfile
+    from pathlib import Path
+
+    from iadet.config import load_config
+    from iadet.engine.metrics import read_metrics
+    from iadet.engine.trainer import train
+    from iadet.modeling import roi_heads
+
+    ours = roi_heads.pool_box_features
+    times: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for method in ("none", "ia"):
+                for pooling in ("torchvision", "iadet"):
+                    roi_heads.pool_box_features = ours if pooling == "iadet" else (lambda pool, *a: pool(*a))
+                    out = Path(tmp) / f"{method}-{pooling}-{r}"
+                    overrides = [f"method.name={method}", f"train.max_iters={iterations}", f"train.seed={r}"]
+                    overrides += ["train.eval_at_end=false", "train.checkpoint_every=0", "train.log_every=1"]
+                    train(load_config("quick", overrides), out, quiet=True)
+                    rows = [
+                        x["time"] for x in read_metrics(out / "metrics.jsonl") if x.get("type") == "train"
+                    ]
+                    times.setdefault((method, pooling), []).extend(rows[skip:])
+    roi_heads.pool_box_features = ours
+    print(
+        f"quick preset training, {iterations} iterations x {rounds} rounds, {torch.get_num_threads()} threads"
     )
-    weights = weights.masked_fill(outside[..., None], 0.0)
-    index = index.masked_fill(outside[..., None], 0)
-    k = rois.shape[0]
-    return index.reshape(k, oh * ow, ratio * ratio * 4), weights.reshape(k, oh * ow, ratio * ratio * 4)
-
-
-class RoIAlignFastBackward(torch.autograd.Function):
-    """``torchvision.ops.roi_align`` (forward unchanged) with a channel-vectorised backward."""
-
-    @staticmethod
-    def forward(ctx, input, rois, spatial_scale, oh, ow, sampling_ratio, aligned):
-        ctx.save_for_backward(rois)
-        ctx.args = (input.shape, spatial_scale, oh, ow, sampling_ratio, aligned)
-        return roi_align(input, rois, (oh, ow), spatial_scale, sampling_ratio, aligned)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (rois,) = ctx.saved_tensors
-        (b, c, h, w), spatial_scale, oh, ow, ratio, aligned = ctx.args
-        if ratio <= 0:  # adaptive grid: a different sample count per RoI
-            grad = torch.ops.torchvision._roi_align_backward(
-                grad_out.contiguous(), rois, spatial_scale, oh, ow, b, c, h, w, ratio, aligned
-            )
-            return grad, None, None, None, None, None, None
-        index, weights = _sample_points(rois, spatial_scale, oh, ow, ratio, aligned, h, w)
-        index = index + (rois[:, 0].long() * (h * w))[:, None, None]
-        g = grad_out.reshape(rois.shape[0], c, oh * ow).transpose(1, 2)  # (K, P, C)
-        rows = (weights[..., None] * g[:, :, None, :]).reshape(-1, c)
-        grad = torch.zeros(b * h * w, c, dtype=grad_out.dtype, device=grad_out.device)
-        grad.index_add_(0, index.reshape(-1), rows)
-        return grad.view(b, h, w, c).permute(0, 3, 1, 2).contiguous(), None, None, None, None, None, None
+    for method in ("none", "ia"):
+        before = statistics.median(times[(method, "torchvision")])
+        after = statistics.median(times[(method, "iadet")])
+        print(
+            f"  {method:<5} torchvision {before:.3f} s/iter, iadet {after:.3f} s/iter ({before / after:.2f}x faster)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampling-ratio", type=int, default=1)
     p.add_argument("--aligned", action="store_true")
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--train", type=int, default=0, metavar="N", help="time N training iterations instead")
+    p.add_argument("--rounds", type=int, default=3, help="--train: alternations of the two")
     args = p.parse_args(argv)
+    if args.train:
+        train_steps(args.train, args.rounds)
+        return 0
 
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(args.batch, args.channels, args.height, args.width, generator=gen)
@@ -132,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     def step(fast: bool) -> tuple[torch.Tensor, float]:
         x = feats.clone().requires_grad_(True)
         if fast:
-            y = RoIAlignFastBackward.apply(x, rois, *spec)
+            y = RoIAlignFunction.apply(x, rois, *spec)
         else:
             y = roi_align(x, rois, (7, 7), args.scale, args.sampling_ratio, args.aligned)
         start = time.perf_counter()

@@ -44,6 +44,11 @@ METHODS: dict[str, list[str]] = {
     "hard-dropout": [],
     "jitter": [],
     "ohem": [],
+    "dropblock": ["method.ramp=constant"],
+    "random-erasing": [],
+    "hide-and-seek": [],
+    "cutout": [],
+    "gridmask": [],
 }
 
 
