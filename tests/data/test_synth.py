@@ -16,7 +16,12 @@ from iadet.data.voc import open_voc
 from iadet.errors import ConfigError, DataError
 
 TINY = synth.PRESETS["tiny"]
-SPLIT_SIZES = {"trainval": TINY.trainval, "test": TINY.test, "test_occluded": TINY.test}
+SPLIT_SIZES = {
+    "trainval": TINY.trainval,
+    "test": TINY.test,
+    "test_occluded": TINY.test,
+    "test_erased": TINY.test,
+}
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +192,7 @@ def test_masks_agree_with_boxes_classes_and_hidden_fractions(tiny: Path):
         assert set(np.unique(instances)) <= {0, 255, *range(1, len(objects) + 1)}
         assert np.array_equal(instances == 0, classes == 0)
         assert np.array_equal(instances == 255, classes == 255)
-        assert (255 in instances) == xml.stem.endswith("_occ")
+        assert (255 in instances) == xml.stem.endswith(("_occ", "_erased"))
         for k, o in enumerate(objects, start=1):
             ys, xs = np.nonzero(instances == k)
             assert len(xs) > 0 or o["hidden"] > 0.99, (xml.name, k)
@@ -252,3 +257,40 @@ def test_presets_are_frozen_and_ordered_by_size():
     for p in (tiny, quick, full):
         assert 0.0 < p.occlusion_range[0] < p.occlusion_range[1] < 1.0
         assert p.objects_per_image[0] >= 1
+
+
+def test_existing_splits_are_byte_identical_to_generator_3(tiny: Path):
+    """Adding ``test_erased`` (generator 4) left every file of the other splits as generator 3 wrote it."""
+    import hashlib
+    import json
+
+    reference = json.loads((Path(__file__).parent / "synth_tiny_files.json").read_text())
+    for name, digest in reference.items():
+        assert hashlib.sha256((tiny / name).read_bytes()).hexdigest()[:16] == digest, name
+
+
+def test_test_erased_blanks_one_or_two_parts_of_every_object_of_the_test_scenes(tiny: Path):
+    from iadet.data.synth.erasing import erase_parts
+    from iadet.data.synth.generate import image_rng, render_test_scene
+
+    assert _ids(tiny, "test_erased") == [f"{i}_erased" for i in _ids(tiny, "test")]
+    for index in range(TINY.test):
+        test = synth.render_image("tiny", 0, "test", index)
+        erased = synth.render_image("tiny", 0, "test_erased", index)
+        assert [(o.name, o.box, o.difficult) for o in erased.objects] == [
+            (o.name, o.box, o.difficult) for o in test.objects
+        ]
+        scene = render_test_scene("tiny", 0, "test_erased", index)
+        changed = (erased.image != test.image).any(axis=2)
+        for obj, record in zip(scene.objects, erased.objects):
+            blanked = [bool((changed & p & obj.visible).any()) for p in obj.parts]
+            visible_parts = [bool((p & obj.visible).any()) for p in obj.parts]
+            assert sum(blanked) <= 2 and (sum(blanked) >= 1 or sum(visible_parts) < 4)
+            assert 0.0 <= record.occlusion < 0.6
+        # nothing outside the objects' parts changes
+        parts = (
+            np.logical_or.reduce([p for o in scene.objects for p in o.parts]) if scene.objects else changed
+        )
+        assert not (changed & ~parts).any()
+        _, mask, _ = erase_parts(scene, image_rng(0, "test_erased", index))
+        assert (erased.instance_map[mask] == 255).all()

@@ -188,10 +188,11 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
 
     root = data_root(base.data)
     splits = spec.splits or [base.data.test_split]
-    if spec.splits is None:
-        occluded = f"{base.data.test_split}_occluded"
-        if (root / "ImageSets" / "Main" / f"{occluded}.txt").is_file():
-            splits.append(occluded)
+    if spec.splits is None:  # the built-in data's two kinds of occlusion, always side by side
+        for kind in ("occluded", "erased"):
+            variant = f"{base.data.test_split}_{kind}"
+            if (root / "ImageSets" / "Main" / f"{variant}.txt").is_file():
+                splits.append(variant)
     spec.output.mkdir(parents=True, exist_ok=True)
 
     seeds = [base.train.seed + k for k in range(spec.seeds)]

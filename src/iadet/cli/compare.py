@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare",
         help="train and compare methods over seeds, with statistics and plots",
         description="Train every method x seed with the same data and schedule, evaluate on test and "
-        "test_occluded, and write results.json, report.md and plots. Finished runs are reused.",
+        "test_occluded and test_erased, and write results.json, report.md and plots. Finished runs are reused.",
     )
     p.add_argument(
         "--methods",
@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="dataset directory instead of the built-in data")
     p.add_argument("--output", "-o", default=None, help="default: runs/compare-<preset>")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--splits", default=None, help="comma-separated splits (default: test and test_occluded)")
+    p.add_argument(
+        "--splits", default=None, help="comma-separated splits (default: test, test_occluded and test_erased)"
+    )
     p.add_argument(
         "--corruptions", default=None, help="also the corruption benchmark: benchmark|all|GROUP|NAME,..."
     )

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synth",
         help="write the built-in dataset (PASCAL VOC layout)",
         description="Write the deterministic built-in dataset: Annotations/, JPEGImages/, "
-        "ImageSets/Main/{trainval,test,test_occluded}.txt, SegmentationObject/, classes.txt.",
+        "ImageSets/Main/{trainval,test,test_occluded,test_erased}.txt, SegmentationObject/, classes.txt.",
     )
     s.add_argument("--output", "-o", required=True)
     s.add_argument("--preset", default="quick", help="quick (the demo), full (the benchmark) or tiny (tests)")

@@ -41,7 +41,11 @@ def _splits(root: Path, fmt: str) -> list[str]:
         )
     main = root / "ImageSets" / "Main"
     if main.is_dir():
-        return sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem or p.stem == "test_occluded")
+        return sorted(
+            p.stem
+            for p in main.glob("*.txt")
+            if "_" not in p.stem or p.stem in ("test_occluded", "test_erased")
+        )
     return sorted(
         f"{d.name}/{p.stem}"
         for d in root.iterdir()

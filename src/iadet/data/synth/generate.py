@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from iadet.data.synth.classes import CLASS_CODES, CLASSES, DECOY_CODES, PART_KINDS, describe
+from iadet.data.synth.erasing import erase_parts
 from iadet.data.synth.occluders import occlude
 from iadet.data.synth.presets import SynthPreset, get_preset
 from iadet.data.synth.scene import Scene, render_scene
@@ -22,11 +23,12 @@ from iadet.data.synth.sources import ROLES, names_with_role
 from iadet.data.synth.voc import VOID, ObjectRecord, write_image
 from iadet.errors import ConfigError, DataError
 
-GENERATOR_VERSION = 3
-"""Bumped whenever the output for a given preset and seed changes (the data cache is keyed on it)."""
+GENERATOR_VERSION = 4
+"""Bumped whenever the output for a given preset and seed changes (the data cache is keyed on it).
+4 added ``test_erased``; the files of the other splits are those of 3, byte for byte."""
 
-SPLITS: tuple[str, ...] = ("trainval", "test", "test_occluded")
-_SPLIT_CODES = {"trainval": 1, "test": 2, "test_occluded": 3}
+SPLITS: tuple[str, ...] = ("trainval", "test", "test_occluded", "test_erased")
+_SPLIT_CODES = {"trainval": 1, "test": 2, "test_occluded": 3, "test_erased": 4}
 MANIFEST = "synth.json"
 _FOLDER = "iadet-synth"
 
@@ -37,9 +39,11 @@ def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def image_id(split: str, index: int) -> str:
-    """``trainval_00012``, ``test_00003``, ``test_00003_occ``."""
+    """``trainval_00012``, ``test_00003``, ``test_00003_occ``, ``test_00003_erased``."""
     if split == "test_occluded":
         return f"test_{index:05d}_occ"
+    if split == "test_erased":
+        return f"test_{index:05d}_erased"
     return f"{split}_{index:05d}"
 
 
@@ -54,19 +58,33 @@ class RenderedImage:
 
 
 def render_image(preset: SynthPreset | str, seed: int, split: str, index: int) -> RenderedImage:
-    """Render image ``index`` of ``split``; ``test_occluded`` re-renders the ``test`` scene and occludes it."""
+    """Render image ``index`` of ``split``; ``test_occluded`` and ``test_erased`` re-render the ``test``
+    scene and occlude it (textured occluders) or blank parts of its objects (:mod:`~iadet.data.synth.erasing`)."""
     preset = get_preset(preset)
-    if split not in _SPLIT_CODES:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    scene_split = "test" if split == "test_occluded" else split
-    scene = render_scene(preset, image_rng(seed, scene_split, index))
-    if split != "test_occluded" or not scene.objects:
+    scene = render_test_scene(preset, seed, split, index)
+    if split not in ("test_occluded", "test_erased") or not scene.objects:
         return _annotate(scene, preset, None, None)
+    if split == "test_erased":
+        image, erased, fraction = erase_parts(scene, image_rng(seed, split, index))
+        rendered = _annotate(Scene(image, scene.objects), preset, None, fraction)
+        rendered.instance_map[erased] = VOID  # blanked pixels belong to no object's evidence
+        rendered.class_map[erased] = VOID
+        return rendered
     boxes = np.array([o.pixel_box() for o in scene.objects], dtype=np.float64)
     rng = image_rng(seed, split, index)
     targets = rng.uniform(*preset.occlusion_range, size=len(boxes))
     result = occlude(scene.image, boxes, targets, rng, source="heldout")
     return _annotate(Scene(result.image, scene.objects), preset, result.mask, result.coverage)
+
+
+def render_test_scene(preset: SynthPreset | str, seed: int, split: str, index: int) -> Scene:
+    """The scene of image ``index`` of ``split`` before any occlusion, its objects with their part masks
+    (``test_occluded`` and ``test_erased`` share the scenes of ``test``)."""
+    preset = get_preset(preset)
+    if split not in _SPLIT_CODES:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    scene_split = "test" if split in ("test_occluded", "test_erased") else split
+    return render_scene(preset, image_rng(seed, scene_split, index))
 
 
 def _annotate(
@@ -192,7 +210,12 @@ def _write_all(root: Path, preset: SynthPreset, seed: int, progress: bool) -> di
     for sub in ("Annotations", "JPEGImages", "SegmentationObject", "SegmentationClass",
                 "ImageSets/Main", "ImageSets/Segmentation"):  # fmt: skip
         (root / sub).mkdir(parents=True)
-    counts = {"trainval": preset.trainval, "test": preset.test, "test_occluded": preset.test}
+    counts = {
+        "trainval": preset.trainval,
+        "test": preset.test,
+        "test_occluded": preset.test,
+        "test_erased": preset.test,
+    }
     bar = None
     if progress:
         from tqdm import tqdm

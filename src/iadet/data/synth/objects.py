@@ -17,6 +17,7 @@ class Sprite:
 
     rgb: np.ndarray  # (h, w, 3) uint8
     mask: np.ndarray  # (h, w) bool
+    parts: tuple[np.ndarray, ...] = ()  # per slot, (h, w) bool: where the part's pixels are (objects only)
 
 
 def render_object(
@@ -45,6 +46,7 @@ def render_object(
     gap_y, gap_x = rng.uniform(0.03, 0.07, size=2)
     cell_h = height * (1.0 - 2 * margin_y - gap_y) / 2.0
     cell_w = width * (1.0 - 2 * margin_x - gap_x) / 2.0
+    parts = []
     for slot, kind in enumerate(code):
         row, col = divmod(slot, 2)
         ph = max(2, round(cell_h * rng.uniform(0.85, 1.0)))
@@ -59,8 +61,11 @@ def render_object(
         region = rgb[top : top + ph, left : left + pw]
         keep = part_mask & body[top : top + ph, left : left + pw]
         region[keep] = part_rgb[keep]
+        slot_mask = np.zeros((height, width), dtype=bool)
+        slot_mask[top : top + ph, left : left + pw] = keep
+        parts.append(slot_mask)
 
-    sprite = Sprite(color.jitter(rgb, rng, brightness=0.12, contrast=0.12, hue=0.0), body)
+    sprite = Sprite(color.jitter(rgb, rng, brightness=0.12, contrast=0.12, hue=0.0), body, tuple(parts))
     angle = rng.uniform(-max_rotation, max_rotation) if max_rotation > 0 else 0.0
     return rotate(sprite, angle)
 
@@ -75,4 +80,11 @@ def rotate(sprite: Sprite, degrees: float) -> Sprite:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     # Pillow resamples RGBA with premultiplied alpha, so edge colours are not darkened
-    return Sprite(np.ascontiguousarray(out[..., :3][crop]), np.ascontiguousarray(mask[crop]))
+    parts = tuple(_rotate_mask(p, degrees)[crop] & mask[crop] for p in sprite.parts)
+    return Sprite(np.ascontiguousarray(out[..., :3][crop]), np.ascontiguousarray(mask[crop]), parts)
+
+
+def _rotate_mask(mask: np.ndarray, degrees: float) -> np.ndarray:
+    """A part mask rotated as :func:`rotate` rotates the sprite (same canvas), re-thresholded."""
+    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
+    return np.asarray(image.rotate(degrees, Image.Resampling.BILINEAR, expand=True)) >= 128

@@ -34,6 +34,8 @@ class SceneObject:
     amodal: np.ndarray  # HxW bool, the whole silhouette inside the image
     visible: np.ndarray  # HxW bool, what is not hidden by anything in front
     truncated: bool  # the silhouette extends beyond the image border
+    parts: tuple[np.ndarray, ...] = ()  # per slot (top-left, top-right, bottom-left, bottom-right), HxW bool
+    under: np.ndarray | None = None  # HxWx3 uint8, the image before the object was pasted (what is behind it)
 
     @property
     def name(self) -> str:
@@ -154,6 +156,15 @@ def _window(sprite: Sprite, top: int, left: int, height: int, width: int) -> tup
     return slice(r0, r1), slice(c0, c1), sub
 
 
+def _place_mask(mask: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """A sprite-sized mask placed at (top, left) in an ``height x width`` image, clipped."""
+    rows, cols, sub = _window(Sprite(np.empty(0), mask), top, left, height, width)
+    full = np.zeros((height, width), dtype=bool)
+    if sub.size:
+        full[rows, cols] = sub
+    return full
+
+
 def _paste(image: np.ndarray, sprite: Sprite, top: float, left: float) -> np.ndarray:
     """Paste a sprite (clipped to the image); return its in-image silhouette as an HxW mask."""
     height, width = image.shape[:2]
@@ -202,8 +213,10 @@ def _place_object(
                 break
         if not ok:
             continue
+        under = image.copy()
         full = _paste(image, sprite, top, left)
         for other in objects:
             other.visible &= ~full
-        return SceneObject(label, full, full.copy(), inside < total)
+        parts = tuple(_place_mask(p, top, left, height, width) for p in sprite.parts)
+        return SceneObject(label, full, full.copy(), inside < total, parts, under)
     return None
