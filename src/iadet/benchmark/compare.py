@@ -42,7 +42,8 @@ BASELINE = "none"
 @dataclass
 class CompareSpec:
     methods: list[str]
-    seeds: int
+    seeds: int | list[int]
+    """A count (``train.seed``, ``train.seed + 1``, ...) or the training seeds themselves."""
     output: Path
     config: str = "quick"
     overrides: list[str] = field(default_factory=list)
@@ -177,8 +178,10 @@ def _robustness_run(
 
 def run_compare(spec: CompareSpec) -> dict[str, Any]:
     """Train, evaluate and summarise every method × seed; returns (and writes) ``results.json``."""
-    if spec.seeds < 1:
-        raise ConfigError(f"--seeds must be a positive integer, got {spec.seeds}")
+    if isinstance(spec.seeds, int) and spec.seeds < 1:
+        raise ConfigError(f"--seeds must be a positive integer or a list of seeds, got {spec.seeds}")
+    if isinstance(spec.seeds, list) and (not spec.seeds or any(s < 0 for s in spec.seeds)):
+        raise ConfigError(f"--seeds: a list of seeds must be non-empty and non-negative, got {spec.seeds}")
     if not spec.methods:
         raise ConfigError("--methods is empty")
     methods = list(dict.fromkeys(spec.methods))
@@ -195,7 +198,10 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
                 splits.append(variant)
     spec.output.mkdir(parents=True, exist_ok=True)
 
-    seeds = [base.train.seed + k for k in range(spec.seeds)]
+    if isinstance(spec.seeds, int):
+        seeds = [base.train.seed + k for k in range(spec.seeds)]
+    else:
+        seeds = list(dict.fromkeys(spec.seeds))
     runs = [(m, s) for s in seeds for m in methods]
     per_run: dict[tuple[str, int], dict] = {}
     durations: list[float] = []

@@ -27,6 +27,19 @@ def _severities(text: str) -> list[int]:
     return values
 
 
+def seed_list(text: str) -> int | list[int]:
+    """``--seeds``: ``5`` (a count) or ``0,1,2,5`` (the seeds)."""
+    if "," not in text:
+        return positive_int(text)
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated seeds, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}")
+    return seeds
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
@@ -39,7 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none,ia",
         help="comma-separated methods (default: none,ia); a variant sets parameters: ia:strategy=hard:roi_ratio=0.5",
     )
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per method (default 3)")
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=3,
+        help="seeds per method (a count from train.seed, default 3) or the seeds themselves: 0,1,2,5",
+    )
     p.add_argument(
         "--preset", choices=["quick", "full"], default="quick", help="built-in data and its config"
     )
