@@ -14,6 +14,7 @@ refused too. Written files get the permissions of the umask, like every other ou
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import pickletools
@@ -43,9 +44,24 @@ def _umask() -> int:
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` via a temporary file + ``os.replace``: all or nothing.
+    """``torch.save`` to ``path`` via a temporary file + ``os.replace``: all or nothing."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(buffer.getbuffer(), path)
 
-    The file gets ``0o666`` minus the umask (``mkstemp`` alone would leave it ``0o600``).
+
+def save_json_atomic(obj: Any, path: str | Path) -> None:
+    """``obj`` as indented JSON (UTF-8) in ``path``, all or nothing: a result file never looks complete
+    when its writer was interrupted."""
+    write_atomic((json.dumps(obj, indent=2) + "\n").encode("utf-8"), path)
+
+
+def write_atomic(data: bytes | memoryview, path: str | Path) -> None:
+    """Write ``data`` to ``path`` via a temporary file beside it + ``os.replace``, fsynced.
+
+    The file gets ``0o666`` minus the umask (``mkstemp`` alone would leave it ``0o600``). An
+    :class:`OSError` (full disk, read-only directory) becomes a :class:`~iadet.errors.TrainingError`
+    naming the file; the previous file, if any, is kept.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,9 +69,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            buffer = io.BytesIO()
-            torch.save(obj, buffer)
-            f.write(buffer.getbuffer())
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

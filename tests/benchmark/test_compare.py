@@ -37,6 +37,12 @@ def test_compare_writes_results_report_and_reuses_runs(shared_voc: Path, tmp_pat
     assert paired["mean"] == pytest.approx(sum(a - b for a, b in zip(ia_runs, none_runs)) / 2)
     assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
     assert results["config"]["model"]["backbone"] == "tiny"
+    metrics = results["methods"]["ia"]["metrics"]["test"]  # every metric, from the same predictions
+    assert set(metrics) == {"voc07", "voc", "AP", "AP50", "AP75"}
+    assert metrics["voc07"]["runs"] == ia_runs
+    for a, a50, a75 in zip(metrics["AP"]["runs"], metrics["AP50"]["runs"], metrics["AP75"]["runs"]):
+        assert 0.0 <= a75 <= a50 <= 1.0 and a <= a50
+    assert set(results["methods"]["ia"]["paired_metrics_vs_none"]["test"]) == set(metrics)
     report = (out / "report.md").read_text()
     assert "| none |" in report and "95% CI" in report
     for png in ("map_by_split.png", "ap_per_class.png"):

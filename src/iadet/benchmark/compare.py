@@ -31,10 +31,11 @@ from iadet.benchmark.stats import paired_difference, summarize
 from iadet.config import Config, config_diff, load_config
 from iadet.data.catalog import data_root, open_from_config
 from iadet.engine import distributed as dist
-from iadet.engine.inference import evaluate_split
+from iadet.engine.inference import evaluate_split, score
 from iadet.engine.loading import load_detector
 from iadet.engine.trainer import OPERATIONAL_KEYS, train
 from iadet.errors import ConfigError
+from iadet.serialization import save_json_atomic
 
 BASELINE = "none"
 
@@ -121,16 +122,36 @@ def _evaluate_run(
     for split_name in splits:
         path = run_dir / f"eval_{split_name.replace('/', '_')}.json"
         if path.is_file():
-            results[split_name] = json.loads(path.read_text())
-            continue
+            cached = json.loads(path.read_text())
+            if "metrics" in cached:  # written by a version that scored every metric
+                results[split_name] = cached
+                continue
         if model is None:
             model, cfg = load_detector(run_dir / "model_final.pth", device=device)
-        _, _, result = evaluate_split(
+        split, predictions, result = evaluate_split(
             model, cfg, split_name, device, metric="voc07", progress=not spec.quiet and sys.stdout.isatty()
         )
-        path.write_text(json.dumps(result, indent=2))
+        result["metrics"] = secondary_metrics(predictions, split, result)
+        save_json_atomic(result, path)
         results[split_name] = result
     return results
+
+
+METRICS = ("voc07", "voc", "AP", "AP50", "AP75")
+"""Every split's metrics in ``results.json``: VOC07 11-point mAP (the primary), VOC area mAP, and
+COCO's AP@[.5:.95], AP50 and AP75 (pycocotools) — the last ones do not saturate at 90.9 as the
+11-point metric does."""
+
+
+def secondary_metrics(predictions: Any, split: Any, voc07: dict[str, Any]) -> dict[str, float]:
+    """:data:`METRICS` of one run's predictions on a split (the VOC07 result is passed in)."""
+    area = score(predictions, split, "voc")
+    coco = score(predictions, split, "coco")
+    return {
+        "voc07": float(voc07["mAP"]),
+        "voc": float(area["mAP"]),
+        **{k: float(coco[k]) for k in ("AP", "AP50", "AP75")},
+    }
 
 
 def _robustness_run(
@@ -158,7 +179,7 @@ def _robustness_run(
                 model, split, device, corruptions=spec.corruptions, severities=spec.severities,
                 max_images=spec.max_images, progress=not spec.quiet and sys.stdout.isatty(),
             )  # fmt: skip
-            path.write_text(json.dumps(out["corruption"], indent=2))
+            save_json_atomic(out["corruption"], path)
     if spec.occlusion:
         from iadet.robustness.benchmark import occlusion_curve
 
@@ -172,7 +193,7 @@ def _robustness_run(
                 model, split, device, fractions=spec.occlusion, max_images=spec.max_images,
                 progress=not spec.quiet and sys.stdout.isatty(),
             )  # fmt: skip
-            path.write_text(json.dumps(out["occlusion"], indent=2))
+            save_json_atomic(out["occlusion"], path)
     return out
 
 
@@ -226,7 +247,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
 
     results = aggregate(methods, seeds, splits, per_run, configs, base)
-    (spec.output / "results.json").write_text(json.dumps(results, indent=2))
+    save_json_atomic(results, spec.output / "results.json")
     from iadet.benchmark.report import write_report
 
     write_report(results, spec.output)
@@ -260,6 +281,19 @@ def aggregate(
             if m != BASELINE and BASELINE in methods:
                 base_values = [per_run[(BASELINE, s)]["evals"][split]["mAP"] for s in seeds]
                 entry["paired_vs_none"][split] = paired_difference(values, base_values).to_json()
+            if all("metrics" in per_run[(m, s)]["evals"][split] for s in seeds):
+                entry.setdefault("metrics", {})[split] = {
+                    k: summarize([per_run[(m, s)]["evals"][split]["metrics"][k] for s in seeds]).to_json()
+                    for k in METRICS
+                }
+                if m != BASELINE and BASELINE in methods:
+                    entry.setdefault("paired_metrics_vs_none", {})[split] = {
+                        k: paired_difference(
+                            [per_run[(m, s)]["evals"][split]["metrics"][k] for s in seeds],
+                            [per_run[(BASELINE, s)]["evals"][split]["metrics"][k] for s in seeds],
+                        ).to_json()
+                        for k in METRICS
+                    }
         if any("corruption" in per_run[(m, s)] for s in seeds):
             entry["robustness"] = {
                 key: summarize([per_run[(m, s)]["corruption"][key] for s in seeds]).to_json()
