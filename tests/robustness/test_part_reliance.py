@@ -74,3 +74,16 @@ def test_the_plot_is_written(tmp_path):
     ]
     path = plot_part_reliance({"none": summarize(rows), "ia": summarize(rows[::-1])}, tmp_path / "p.png")
     assert path.stat().st_size > 1000
+
+
+def test_labels_and_files(tmp_path):
+    from iadet.robustness.part_reliance import label_checkpoints, write_part_reliance
+
+    assert label_checkpoints(["runs/ia/model_final.pth", "runs/none/model_final.pth"]) == ["ia", "none"]
+    assert label_checkpoints(["a/ia/seed0/m.pth", "a/none/seed0/m.pth"]) == ["ia/seed0", "none/seed0"]
+    rows = [ObjectReliance("a", 1, 0.9, [0.6, 0.0, 0.1, -0.1])]
+    data = write_part_reliance({"none": (rows, summarize(rows)), "ia": ([], summarize([]))}, tmp_path, "test")
+    assert data["detectors"]["none"]["objects"][0]["drops"] == [0.6, 0.0, 0.1, -0.1]
+    table = (tmp_path / "part_reliance.md").read_text()
+    assert "| none | 1 |" in table and "| ia | 0 |" in table
+    assert (tmp_path / "part_reliance.png").is_file() and (tmp_path / "part_reliance.json").is_file()

@@ -217,7 +217,7 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
         (width / 2, "other_drop", "other parts"),
     ):
         means = [summaries[label][key]["mean"] for label in labels]
-        errors = [summaries[label][key]["ci95"] for label in labels]
+        errors = [summaries[label][key]["ci95"] or 0.0 for label in labels]
         left.bar([i + offset for i in x], means, width, yerr=errors, capsize=3, label=name)
     left.set_xticks(x, labels, fontsize=8)
     left.set_ylabel("drop of p(ground-truth class) when hidden")
@@ -226,7 +226,12 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
     left.legend(fontsize=8)
     shares = [summaries[label].get("top_share") or {"mean": math.nan, "ci95": 0.0} for label in labels]
     right.bar(
-        x, [s["mean"] for s in shares], 0.6, yerr=[s["ci95"] for s in shares], capsize=3, color="tab:gray"
+        x,
+        [s["mean"] for s in shares],
+        0.6,
+        yerr=[s["ci95"] or 0.0 for s in shares],
+        capsize=3,
+        color="tab:gray",
     )
     right.axhline(0.25, color="black", linewidth=0.8, linestyle="--")
     right.set_xticks(x, labels, fontsize=8)
