@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from iadet.benchmark.stats import paired_difference  # noqa: E402
+
 BASELINE = "none"
 
 
@@ -100,6 +102,18 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
         parts += ["## Robustness to corruptions", "", robust, ""]
     for split in results["splits"]:
         parts += [f"## AP per class on `{split}` (%)", "", per_class_table(results, split), ""]
+    delta = plot_per_class_deltas(results, output)
+    if delta is not None:
+        parts += [f"## Change of AP per class against `{BASELINE}`", ""]
+        for split in results["splits"]:
+            parts += [f"On `{split}`, points of AP:", "", per_class_delta_table(results, split), ""]
+        parts += [
+            f"Δ = method − {BASELINE} on the same seed, averaged over seeds; "
+            "* marks a 95% Student-t interval that excludes 0 (A-Fast-RCNN's Fig. 5).",
+            "",
+            f"![{delta.stem}]({delta.name})",
+            "",
+        ]
     plots = plot_results(results, output)
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     path = output / "report.md"
@@ -168,3 +182,87 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths
+
+
+def per_class_deltas(results: dict[str, Any], split: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{method: {class: paired difference}}`` of each method's per-class AP against `none` on ``split``,
+    paired by seed (:func:`~iadet.benchmark.stats.paired_difference`, in 0-1); ``{}`` without a `none` run
+    or without the per-seed APs."""
+    methods = results["methods"]
+    base = methods.get(BASELINE, {}).get("per_class", {}).get(split)
+    if not base:
+        return {}
+    out = {}
+    for m, entry in methods.items():
+        mine = entry.get("per_class", {}).get(split)
+        if m == BASELINE or not mine:
+            continue
+        out[m] = {
+            c: paired_difference(mine[c]["runs"], base[c]["runs"]).to_json()
+            for c in base
+            if c in mine and "runs" in mine[c] and "runs" in base[c]
+        }
+    return out
+
+
+def per_class_delta_table(results: dict[str, Any], split: str) -> str:
+    """Markdown: per class, each method's mean paired ΔAP against `none` (points), * where the CI excludes 0."""
+    deltas = per_class_deltas(results, split)
+    methods = list(deltas)
+    classes = list(next(iter(deltas.values()), {}))
+    lines = ["| class | " + " | ".join(f"Δ {m}" for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    for c in classes:
+        cells = []
+        for m in methods:
+            d = deltas[m].get(c)
+            if d is None:
+                cells.append("n/a")
+                continue
+            mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
+            cells.append(f"{round(100 * d['mean'], 1) + 0.0:+.1f}{mark}")  # + 0.0: no '-0.0'
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_per_class_deltas(results: dict[str, Any], output: Path) -> Path | None:
+    """A-Fast-RCNN's Fig. 5: per class, the change of AP of every method against `none`, one panel per split.
+
+    Bars are the mean paired difference over seeds (AP points), whiskers its 95% interval (with two or
+    more seeds). Writes ``delta_ap_per_class.png``; None without a `none` run or another method.
+    """
+    splits = [s for s in results["splits"] if per_class_deltas(results, s)]
+    if not splits:
+        return None
+    first = per_class_deltas(results, splits[0])
+    methods = list(first)
+    classes = list(next(iter(first.values())))
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(
+        len(splits), 1, figsize=(max(5.0, 0.55 * len(classes) * max(1, len(methods)) ** 0.5 + 1.5), 2.8 * len(splits)),
+        squeeze=False,
+    )  # fmt: skip
+    for ax, split in zip(axes[:, 0], splits):
+        deltas = per_class_deltas(results, split)
+        x = np.arange(len(classes))
+        for i, m in enumerate(methods):
+            values = [deltas.get(m, {}).get(c) for c in classes]
+            means = np.array([100 * d["mean"] if d else np.nan for d in values])
+            low = np.array(
+                [100 * (d["mean"] - d["ci_low"]) if d and d["ci_low"] is not None else 0 for d in values]
+            )
+            high = np.array(
+                [100 * (d["ci_high"] - d["mean"]) if d and d["ci_high"] is not None else 0 for d in values]
+            )
+            errors = np.vstack([low, high]) if (low.any() or high.any()) else None
+            ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=errors, capsize=2, label=m)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(x, classes, rotation=30, ha="right")
+        ax.set_ylabel(f"Δ AP vs {BASELINE} (points)")
+        ax.set_title(f"{split}: mean over {len(results['seeds'])} seed(s)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = output / "delta_ap_per_class.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
