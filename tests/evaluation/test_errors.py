@@ -265,3 +265,17 @@ def test_errors_not_made_by_the_other_detector():
     other = analyze_errors({"x": gt["im"]}, {"x": det_b["im"]}, CLASSES)
     with pytest.raises(DataError, match="same images"):
         errors_not_made_by(a, other)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(image, min_size=1, max_size=4))
+def test_confusion_matrix_threshold_equals_dropping_the_detections_below_it(images):
+    gt, det = build(images)
+    kept = {k: {key: v[key][v["scores"] >= 0.5] for key in v} for k, v in det.items()}
+    thresholded = confusion_matrix(gt, det, ("x", "y"), score_threshold=0.5)["matrix"]
+    assert thresholded == confusion_matrix(gt, kept, ("x", "y"), score_threshold=0.0)["matrix"]
+    m = np.array(thresholded)
+    # each non-difficult box is in one cell of its row; each kept detection in at most one cell of its column
+    counted = sum((~v["difficult"]).sum() for v in gt.values())
+    assert m[:2].sum() == counted
+    assert m[:, :2].sum() <= sum(len(v["scores"]) for v in kept.values())

@@ -329,7 +329,7 @@ def _stack(
 def _by_image(image: np.ndarray, order: np.ndarray, num_images: int) -> list[np.ndarray]:
     """For each image, the indices ``order`` holds for it, in ``order``'s order."""
     grouped = order[np.argsort(image[order], kind="stable")]
-    return np.split(grouped, np.cumsum(np.bincount(image, minlength=num_images))[:-1])
+    return np.split(grouped, np.cumsum(np.bincount(image[order], minlength=num_images))[:-1])
 
 
 def analyze_errors(
