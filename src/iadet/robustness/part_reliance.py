@@ -69,7 +69,7 @@ def detector_probabilities(model: nn.Module, device: torch.device) -> Probabilit
 
     def probabilities(images, boxes, labels):
         tensors = [
-            torch.from_numpy(np.ascontiguousarray(i)).permute(2, 0, 1).float().div(255).to(device)
+            torch.from_numpy(np.array(i, copy=True)).permute(2, 0, 1).float().div(255).to(device)
             for i in images
         ]
         box_tensors = [torch.as_tensor(b, dtype=torch.float32) for b in boxes]
@@ -180,17 +180,6 @@ def summarize(rows: Sequence[ObjectReliance]) -> dict[str, Any]:
         "top_share": mean_ci(shares) if len(shares) else None,
         "drop_per_slot": [float(v) for v in drops.mean(axis=0)],
     }
-
-
-def label_checkpoints(paths: Sequence[str | Path]) -> list[str]:
-    """Short distinct labels for checkpoints: the run directory's name (``runs/ia/model_final.pth`` -> ``ia``),
-    with parents added until they differ."""
-    paths = [Path(p) for p in paths]
-    for depth in range(1, max(len(p.parts) for p in paths) + 1):
-        labels = ["/".join(p.parent.parts[-depth:]) or p.stem for p in paths]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [str(p) for p in paths]
 
 
 def write_part_reliance(
