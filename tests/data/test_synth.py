@@ -294,3 +294,14 @@ def test_test_erased_blanks_one_or_two_parts_of_every_object_of_the_test_scenes(
         assert not (changed & ~parts).any()
         _, mask, _ = erase_parts(scene, image_rng(0, "test_erased", index))
         assert (erased.instance_map[mask] == 255).all()
+
+
+def test_few_and_val_are_disjoint_subsets_of_trainval(tiny: Path):
+    trainval = _ids(tiny, "trainval")
+    few, val = _ids(tiny, "few"), _ids(tiny, "val")
+    assert few == trainval[: len(few)] and val == trainval[len(trainval) - len(val) :]
+    assert few and val and not set(few) & set(val)
+    from iadet.data.synth.generate import subset_splits
+
+    ids = [f"trainval_{i:05d}" for i in range(1000)]
+    assert [len(v) for v in subset_splits(ids).values()] == [300, 200]

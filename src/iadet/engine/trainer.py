@@ -18,7 +18,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -56,7 +55,7 @@ from iadet.engine.train_loop import Batch, NonFiniteLoss, Trainer
 from iadet.errors import ConfigError, TrainingError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
-from iadet.serialization import remove_stale_temporaries
+from iadet.serialization import remove_stale_temporaries, save_json_atomic
 
 # keys that do not change what is computed: a resume may change them without --force
 OPERATIONAL_KEYS = {
@@ -445,7 +444,7 @@ class _Run:
             }
         )
         if write_file:
-            (self.output / "eval.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            save_json_atomic(summary, self.output / "eval.json")
         if not self.quiet:
             print(f"{summary['split']}: {summary['metric']} mAP = {summary['mAP']:.4f}", flush=True)
         return summary

@@ -77,6 +77,21 @@ def render_image(preset: SynthPreset | str, seed: int, split: str, index: int) -
     return _annotate(Scene(result.image, scene.objects), preset, result.mask, result.coverage)
 
 
+FEW_IMAGES = 300
+"""Images of the ``few`` split: the over-fitting regime's training set (the papers fine-tune on a few thousand)."""
+VAL_IMAGES = 200
+"""Images of the ``val`` split, carved out of ``trainval`` and disjoint from ``few``: schedules are fixed on it."""
+
+
+def subset_splits(trainval_ids: list[str]) -> dict[str, list[str]]:
+    """``few`` (the first :data:`FEW_IMAGES` of ``trainval``) and ``val`` (its last :data:`VAL_IMAGES`),
+    disjoint; on small presets at most half and a third of ``trainval``."""
+    n = len(trainval_ids)
+    few = trainval_ids[: min(FEW_IMAGES, n // 2)]
+    val = trainval_ids[n - min(VAL_IMAGES, n // 3) :] if n >= 3 else []
+    return {"few": few, "val": val}
+
+
 def render_test_scene(preset: SynthPreset | str, seed: int, split: str, index: int) -> Scene:
     """The scene of image ``index`` of ``split`` before any occlusion, its objects with their part masks
     (``test_occluded`` and ``test_erased`` share the scenes of ``test``)."""
@@ -245,6 +260,10 @@ def _write_all(root: Path, preset: SynthPreset, seed: int, progress: bool) -> di
             listing = "".join(f"{i}\n" for i in ids)
             (root / "ImageSets" / "Main" / f"{split}.txt").write_text(listing, encoding="utf-8")
             (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(listing, encoding="utf-8")
+            if split == "trainval":
+                for name, subset in subset_splits(ids).items():
+                    listing = "".join(f"{i}\n" for i in subset)
+                    (root / "ImageSets" / "Main" / f"{name}.txt").write_text(listing, encoding="utf-8")
             stats[split] = {
                 "images": len(ids),
                 "objects": n_objects,
