@@ -43,8 +43,12 @@ def test_compare_writes_results_report_and_reuses_runs(shared_voc: Path, tmp_pat
     for a, a50, a75 in zip(metrics["AP"]["runs"], metrics["AP50"]["runs"], metrics["AP75"]["runs"]):
         assert 0.0 <= a75 <= a50 <= 1.0 and a <= a50
     assert set(results["methods"]["ia"]["paired_metrics_vs_none"]["test"]) == set(metrics)
+    errors = results["methods"]["none"]["errors"]["test"]
+    assert set(errors) == {"cls", "loc", "both", "dupe", "bkg", "missed"}
+    assert all(e["mean"] >= 0 for e in errors.values())
     report = (out / "report.md").read_text()
     assert "| none |" in report and "95% CI" in report
+    assert "Every metric on `test`" in report and "Where AP is lost on `test`" in report
     for png in ("map_by_split.png", "ap_per_class.png"):
         assert (out / png).stat().st_size > 1000
 

@@ -123,7 +123,7 @@ def _evaluate_run(
         path = run_dir / f"eval_{split_name.replace('/', '_')}.json"
         if path.is_file():
             cached = json.loads(path.read_text())
-            if "metrics" in cached:  # written by a version that scored every metric
+            if "metrics" in cached and "errors" in cached:  # written by a version that scored all of them
                 results[split_name] = cached
                 continue
         if model is None:
@@ -132,6 +132,7 @@ def _evaluate_run(
             model, cfg, split_name, device, metric="voc07", progress=not spec.quiet and sys.stdout.isatty()
         )
         result["metrics"] = secondary_metrics(predictions, split, result)
+        result["errors"] = error_breakdown(predictions, split)
         save_json_atomic(result, path)
         results[split_name] = result
     return results
@@ -141,6 +142,15 @@ METRICS = ("voc07", "voc", "AP", "AP50", "AP75")
 """Every split's metrics in ``results.json``: VOC07 11-point mAP (the primary), VOC area mAP, and
 COCO's AP@[.5:.95], AP50 and AP75 (pycocotools) — the last ones do not saturate at 90.9 as the
 11-point metric does."""
+
+
+def error_breakdown(predictions: Any, split: Any) -> dict[str, float]:
+    """TIDE's dAP of each error type, overall (``iadet analyze errors`` has the per-class detail)."""
+    from iadet.evaluation.errors import analyze_errors
+
+    ground_truth = {k: v for k, v in split.ground_truth().items() if k in predictions}
+    dap = analyze_errors(ground_truth, predictions, split.classes).breakdown()["dap"]
+    return {kind: float(v["overall"]) for kind, v in dap.items()}
 
 
 def secondary_metrics(predictions: Any, split: Any, voc07: dict[str, Any]) -> dict[str, float]:
@@ -294,6 +304,13 @@ def aggregate(
                         ).to_json()
                         for k in METRICS
                     }
+        for split in splits:
+            if all("errors" in per_run[(m, s)]["evals"][split] for s in seeds):
+                kinds = per_run[(m, seeds[0])]["evals"][split]["errors"]
+                entry.setdefault("errors", {})[split] = {
+                    k: summarize([per_run[(m, s)]["evals"][split]["errors"][k] for s in seeds]).to_json()
+                    for k in kinds
+                }
         if any("corruption" in per_run[(m, s)] for s in seeds):
             entry["robustness"] = {
                 key: summarize([per_run[(m, s)]["corruption"][key] for s in seeds]).to_json()

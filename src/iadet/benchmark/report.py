@@ -67,6 +67,45 @@ def paired_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+METRIC_NAMES = {"voc07": "VOC07", "voc": "VOC area", "AP": "AP", "AP50": "AP50", "AP75": "AP75"}
+
+
+def metrics_table(results: dict[str, Any], split: str) -> str | None:
+    """Markdown: every metric of ``split`` per method (mean ± std, percent) and its paired Δ to `none`."""
+    rows = [(m, e) for m, e in results["methods"].items() if split in e.get("metrics", {})]
+    if not rows:
+        return None
+    keys = list(METRIC_NAMES)
+    lines = [
+        "| method | " + " | ".join(f"{METRIC_NAMES[k]}" for k in keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for m, entry in rows:
+        cells = []
+        for k in keys:
+            value = entry["metrics"][split][k]
+            cell = f"{_pct(value['mean'])} ± {_pct(value['std'])}"
+            d = entry.get("paired_metrics_vs_none", {}).get(split, {}).get(k)
+            if d is not None:
+                mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
+                cell += f" ({100 * d['mean']:+.1f}{mark})"
+            cells.append(cell)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def errors_table(results: dict[str, Any], split: str) -> str | None:
+    """Markdown: TIDE's dAP per error type (points of area AP gained by fixing it), per method."""
+    rows = [(m, e["errors"][split]) for m, e in results["methods"].items() if split in e.get("errors", {})]
+    if not rows:
+        return None
+    kinds = list(rows[0][1])
+    lines = ["| method | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for m, errors in rows:
+        lines.append(f"| {m} | " + " | ".join(_pct(errors[k]["mean"]) for k in kinds) + " |")
+    return "\n".join(lines)
+
+
 def robustness_table(results: dict[str, Any]) -> str | None:
     rows = [(m, e["robustness"]) for m, e in results["methods"].items() if e.get("robustness")]
     if not rows:
@@ -97,6 +136,31 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
         parts += [paired_table(results), ""]
     else:
         parts += ["(no `none` run: no paired differences)", ""]
+    for split in results["splits"]:
+        table = metrics_table(results, split)
+        if table:
+            parts += [
+                f"## Every metric on `{split}` (%)",
+                "",
+                table,
+                "",
+                "VOC07: 11-point mAP (the primary); VOC area: the devkit's area AP; AP, AP50, AP75: pycocotools "
+                "(AP over IoU .5:.95). Mean ± sample std over seeds; in brackets the paired Δ to `none`, * when its "
+                "95% interval excludes 0.",
+                "",
+            ]
+    for split in results["splits"]:
+        table = errors_table(results, split)
+        if table:
+            parts += [
+                f"## Where AP is lost on `{split}` (TIDE, points)",
+                "",
+                table,
+                "",
+                "dAP of each error type (Bolya et al. 2020) on the devkit's area AP at IoU 0.5, mean over seeds; "
+                "`iadet analyze errors` has the per-class breakdown, PR curves and confusion matrices.",
+                "",
+            ]
     robust = robustness_table(results)
     if robust:
         parts += ["## Robustness to corruptions", "", robust, ""]
