@@ -50,6 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed of the random strategy")
     s.set_defaults(func=run_strategies)
 
+    d = kinds.add_parser(
+        "asdn",
+        help="A-Fast-RCNN Fig. 3: the hardest occlusion of ASDN pre-training, the ASDN's heat-map and its sampled mask",
+        description="For the objects of each image: the RoI, the sliding-window occlusion that ASDN pre-training "
+        "picks for it (the window that lowers the ground-truth probability most), the trained ASDN's heat-map "
+        "before thresholding and the mask sampled from it, each with the probability left. Needs a run of "
+        "asdn, fixed-asdn or asdn+astn (its checkpoint.pth holds the ASDN). Writes OUTPUT/asdn_<image>.png.",
+    )
+    _inputs(d)
+    d.add_argument("--seed", type=int, default=0, help="seed of the sampled masks")
+    d.set_defaults(func=run_asdn)
+
     e = kinds.add_parser(
         "evolution",
         help="Fig. 5: attention of fixed RoIs over training (train with method.save_attention_every=N)",
@@ -190,6 +202,22 @@ def run_strategies(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         _save(picture, Path(args.output), f"strategies_{name}.png")
+    return 0
+
+
+def run_asdn(args: argparse.Namespace) -> int:
+    from iadet.engine.loading import load_detector
+    from iadet.visualization.asdn import asdn_figure, load_adversary
+
+    output_dir(args.output)
+    device = choose_device(args.device)
+    model, cfg = load_detector(args.checkpoint, config=args.config, device=device)
+    method = load_adversary(args.checkpoint, model, cfg)
+    for name, image, boxes, labels, _ in _items(args, model, cfg):
+        picture = asdn_figure(
+            image, boxes, labels, model, method, cfg.data.classes, tile=args.size, seed=args.seed
+        )
+        _save(picture, Path(args.output), f"asdn_{name}.png")
     return 0
 
 
