@@ -90,3 +90,28 @@ def test_method_variants_are_parsed():
 
     with pytest.raises(ConfigError, match="'hard' is not key=value"):
         parse_variant("ia:hard")
+
+
+def test_runs_recorded_without_weights_are_assembled_and_parts_aggregated(tmp_path: Path, capsys):
+    """Committed result files (no checkpoints) are enough: compare assembles the same tables from them."""
+    from iadet.data import synth
+
+    root = synth.generate_dataset(tmp_path / "synth", "tiny", seed=0)
+    out = tmp_path / "cmp"
+    args = ["compare", "--methods", "none,ia", "--seeds", "0,2", "--parts", "--output", str(out), "--quiet"]
+    for o in tiny_overrides(root, 2):
+        args += ["--set", o]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [0, 2] and set(results["splits"]) == {"test", "test_occluded", "test_erased"}
+    parts = results["methods"]["ia"]["parts"]
+    assert set(parts) >= {"probability", "top_drop", "other_drop"} and len(parts["top_drop"]["runs"]) == 2
+    assert "top_drop" in results["methods"]["ia"]["paired_parts_vs_none"]
+    assert "## Part reliance" in (out / "report.md").read_text()
+
+    for heavy in [*out.rglob("*.pth"), *out.rglob("events.out.tfevents*")]:
+        heavy.unlink()  # what a commit of the results leaves out
+    assert main(args) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["methods"] == results["methods"]
+    assert not list(out.rglob("model_final.pth"))  # nothing was retrained

@@ -53,6 +53,8 @@ class CompareSpec:
     severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     max_images: int | None = None
     occlusion: list[float] | None = None
+    parts: bool = False
+    """Also each run's part reliance on the built-in data (:mod:`iadet.robustness.part_reliance`)."""
     device: str | None = None
     quiet: bool = False
 
@@ -92,7 +94,26 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _train_or_reuse(spec: CompareSpec, cfg: Config, run_dir: Path) -> str:
+def _eval_path(run_dir: Path, split: str) -> Path:
+    return run_dir / f"eval_{split.replace('/', '_')}.json"
+
+
+def recorded(run_dir: Path, splits: list[str], parts: bool = False) -> bool:
+    """A finished run whose results are all on disk (every split's evaluation with every metric, and its
+    part reliance when asked): it is reused without its weights, so committed result files (config.yaml,
+    eval_*.json, parts.json; no checkpoints) are enough to assemble a comparison on another machine."""
+    for split in splits:
+        path = _eval_path(run_dir, split)
+        try:
+            cached = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        if "metrics" not in cached or "errors" not in cached:
+            return False
+    return not parts or (run_dir / "parts.json").is_file()
+
+
+def _train_or_reuse(spec: CompareSpec, cfg: Config, run_dir: Path, splits: list[str]) -> str:
     final = run_dir / "model_final.pth"
     saved = run_dir / "config.yaml"
     if saved.is_file():
@@ -107,6 +128,8 @@ def _train_or_reuse(spec: CompareSpec, cfg: Config, run_dir: Path) -> str:
             )
     if final.is_file():
         return "reused"
+    if saved.is_file() and recorded(run_dir, splits, spec.parts) and not (spec.corruptions or spec.occlusion):
+        return "recorded"
     resume = (run_dir / "checkpoint.pth").is_file()
     result = train(cfg, run_dir, resume=resume, quiet=True)
     if result.interrupted:
@@ -120,7 +143,7 @@ def _evaluate_run(
     results = {}
     model = cfg = None
     for split_name in splits:
-        path = run_dir / f"eval_{split_name.replace('/', '_')}.json"
+        path = _eval_path(run_dir, split_name)
         if path.is_file():
             cached = json.loads(path.read_text())
             if "metrics" in cached and "errors" in cached:  # written by a version that scored all of them
@@ -137,6 +160,9 @@ def _evaluate_run(
         results[split_name] = result
     return results
 
+
+PART_KEYS = ("probability", "top_drop", "other_drop", "top_share")
+"""Part-reliance summaries aggregated over seeds (each run's mean over its objects)."""
 
 METRICS = ("voc07", "voc", "AP", "AP50", "AP75")
 """Every split's metrics in ``results.json``: VOC07 11-point mAP (the primary), VOC area mAP, and
@@ -162,6 +188,20 @@ def secondary_metrics(predictions: Any, split: Any, voc07: dict[str, Any]) -> di
         "voc": float(area["mAP"]),
         **{k: float(coco[k]) for k in ("AP", "AP50", "AP75")},
     }
+
+
+def _parts_run(run_dir: Path, split: str, device: torch.device) -> dict[str, Any]:
+    """The run's part-reliance summary on ``split`` (cached in ``parts.json``)."""
+    path = run_dir / "parts.json"
+    if path.is_file():
+        return json.loads(path.read_text())["summary"]
+    from iadet.robustness.part_reliance import detector_probabilities, split_reliance, summarize
+
+    model, cfg = load_detector(run_dir / "model_final.pth", device=device)
+    rows = split_reliance(cfg, detector_probabilities(model, device), split=split)
+    summary = summarize(rows)
+    save_json_atomic({"split": split, "summary": summary, "objects": [vars(r) for r in rows]}, path)
+    return summary
 
 
 def _robustness_run(
@@ -244,14 +284,16 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         _log(spec, f"[{k}/{len(runs)}] method={method} seed={seed}{eta}")
         start = time.perf_counter()
         cfg = configs[method] if seed == base.train.seed else _run_config(spec, method, seed)
-        status = _train_or_reuse(spec, cfg, run_dir)
+        status = _train_or_reuse(spec, cfg, run_dir, splits)
         evals = _evaluate_run(spec, run_dir, splits, device)
         robust = (
             _robustness_run(spec, run_dir, splits[0], device) if (spec.corruptions or spec.occlusion) else {}
         )
         per_run[(method, seed)] = {"evals": evals, **robust}
+        if spec.parts:
+            per_run[(method, seed)]["parts"] = _parts_run(run_dir, base.data.test_split, device)
         took = time.perf_counter() - start
-        if status != "reused":
+        if status not in ("reused", "recorded"):
             durations.append(took)
         summary = ", ".join(f"{s} {100 * e['mAP']:.1f}" for s, e in evals.items())
         _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
@@ -310,6 +352,24 @@ def aggregate(
                 entry.setdefault("errors", {})[split] = {
                     k: summarize([per_run[(m, s)]["evals"][split]["errors"][k] for s in seeds]).to_json()
                     for k in kinds
+                }
+        if all("parts" in per_run[(m, s)] for s in seeds):
+            entry["parts"] = {
+                key: summarize([per_run[(m, s)]["parts"][key]["mean"] for s in seeds]).to_json()
+                for key in PART_KEYS
+                if all(per_run[(m, s)]["parts"].get(key) for s in seeds)
+            }
+            if (
+                m != BASELINE
+                and BASELINE in methods
+                and all("parts" in per_run[(BASELINE, s)] for s in seeds)
+            ):
+                entry["paired_parts_vs_none"] = {
+                    key: paired_difference(
+                        [per_run[(m, s)]["parts"][key]["mean"] for s in seeds],
+                        [per_run[(BASELINE, s)]["parts"][key]["mean"] for s in seeds],
+                    ).to_json()
+                    for key in entry["parts"]
                 }
         if any("corruption" in per_run[(m, s)] for s in seeds):
             entry["robustness"] = {

@@ -78,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--occlusion", type=_fractions, default=None, help="also the occlusion curve: 0,0.2,0.4,0.6"
     )
+    p.add_argument(
+        "--parts",
+        action="store_true",
+        help="also each run's part reliance on the built-in data (iadet analyze parts), aggregated per method",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
@@ -101,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         severities=args.severities,
         max_images=args.max_images,
         occlusion=args.occlusion,
+        parts=args.parts,
         device=args.device,
         quiet=args.quiet,
     )
