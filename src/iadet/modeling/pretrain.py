@@ -73,7 +73,7 @@ class PretrainConfig:
     """Images of the held-out ``val`` split (50 per class): top-1 is measured on it after every epoch."""
     epochs: int = 8
     batch_size: int = 128
-    lr: float = 0.1
+    lr: float = 0.05
     """Peak learning rate of SGD (Nesterov momentum), after a linear warm-up, then a cosine decay to 0."""
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -101,6 +101,8 @@ class PretrainConfig:
                 f"cannot pretrain backbone '{self.backbone}'{closest(self.backbone, PRETRAINABLE)}; "
                 f"supported: {', '.join(PRETRAINABLE)}"
             )
+        if self.seed < 0:
+            raise ConfigError(f"pretraining seed must be >= 0, got {self.seed}")
         for name in ("train_images", "val_images", "epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"pretraining {name} must be at least 1, got {getattr(self, name)}")
