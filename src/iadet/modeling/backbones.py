@@ -53,6 +53,7 @@ from torchvision.ops import MultiScaleRoIAlign, roi_pool
 from torchvision.ops import misc as misc_nn_ops
 
 from iadet.config.schema import ModelConfig
+from iadet.modeling.pretrain import freeze_tiny
 from iadet.modeling.weights import load_backbone_weights
 
 
@@ -144,9 +145,11 @@ class TinyBackbone(nn.Sequential):
 
 
 def _tiny(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
+    stages = _validate_trainable_layers(pretrained, cfg.trainable_backbone_layers, 5, 3)
     backbone = TinyBackbone()
     if cfg.backbone_weights:
         load_backbone_weights(backbone, cfg.backbone_weights)
+    freeze_tiny(backbone, stages)  # with pretrained weights the first two blocks stay as pretrained (as VGG16)
     return BackboneParts(
         backbone,
         {
