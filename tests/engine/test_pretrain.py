@@ -166,3 +166,17 @@ def test_an_output_that_is_a_file_is_refused(tmp_path: Path, capsys):
     (tmp_path / "f").write_text("")
     assert main(["pretrain", "--output", str(tmp_path / "f"), "--epochs", "1"]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_the_tiny_detector_freezes_the_first_two_pretrained_blocks_by_default():
+    from iadet.config import load_config
+    from iadet.modeling.detector import build_model
+
+    def frozen(*overrides: str) -> set[str]:
+        model = build_model(load_config("quick", list(overrides)).model, 3)
+        return {n for n, p in model.backbone.named_parameters() if not p.requires_grad}
+
+    assert frozen() == set()  # from random initialisation every block trains
+    two_blocks = frozen("model.backbone_weights=builtin")
+    assert two_blocks and frozen("model.backbone_weights=builtin", "model.trainable_backbone_layers=5") == set()
+    assert two_blocks < frozen("model.backbone_weights=builtin", "model.trainable_backbone_layers=1")
