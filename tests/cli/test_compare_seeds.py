@@ -24,3 +24,30 @@ def test_bad_seed_lists_are_refused_before_any_work(tmp_path):
         with pytest.raises(ConfigError, match="--seeds"):
             run_compare(CompareSpec(methods=["none"], seeds=seeds, output=tmp_path / "out", quiet=True))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_finetune_preset_trains_on_few_images_of_the_quick_data_from_pretrained_weights(monkeypatch):
+    from iadet.cli import compare as compare_cli
+    from iadet.config import load_config
+
+    cfg = load_config("finetune")
+    assert (cfg.data.preset, cfg.data.train_split, cfg.model.backbone_weights) == ("quick", "few", "builtin")
+    assert cfg.train.max_iters == 1500 and cfg.train.lr_steps == [1125]
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def stub(spec):
+        seen["spec"] = spec
+        raise Stop
+
+    monkeypatch.setattr("iadet.benchmark.compare.run_compare", stub)
+    parser = argparse.ArgumentParser()
+    compare_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["compare", "--preset", "finetune", "--methods", "none", "--output", "/tmp/x"])
+    with pytest.raises(Stop):
+        args.func(args)
+    spec = seen["spec"]
+    assert spec.config == "finetune" and "data.preset=quick" in spec.overrides

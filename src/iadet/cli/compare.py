@@ -59,7 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seeds per method (a count from train.seed, default 3) or the seeds themselves: 0,1,2,5",
     )
     p.add_argument(
-        "--preset", choices=["quick", "full"], default="quick", help="built-in data and its config"
+        "--preset",
+        choices=["quick", "full", "finetune"],
+        default="quick",
+        help="built-in data and its config",
     )
     p.add_argument("--config", default=None, help="config (default: the preset's built-in config)")
     p.add_argument("--data", default=None, help="dataset directory instead of the built-in data")
@@ -91,8 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iadet.benchmark.compare import CompareSpec, run_compare
     from iadet.benchmark.report import paired_table, results_table
+    from iadet.config import PRESETS
 
-    overrides = [f"data.preset={args.preset}", *args.overrides]
+    # the preset's built-in data (finetune trains on the quick data), also under a --config of one's own
+    overrides = [f"data.preset={PRESETS[args.preset]['data']['preset']}", *args.overrides]
     if args.data:
         overrides.append(f"data.root={args.data}")
     spec = CompareSpec(
