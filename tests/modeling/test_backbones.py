@@ -21,6 +21,7 @@ from iadet.modeling.methods.inverted_attention import InvertedAttention
 HOOK_SHAPES = {
     "tiny": (128, 7, 7),
     "vgg16": (512, 7, 7),
+    "alexnet": (256, 6, 6),
     "resnet50_c4": (1024, 14, 14),
     "resnet101_c4": (1024, 14, 14),
     "mobilenet_v3_fpn": (256, 7, 7),
@@ -199,9 +200,9 @@ def test_unknown_backbone_names_the_closest():
         build_model(small("resnet101-c4"), 3)
 
 
-@pytest.mark.parametrize("backbone", ["tiny", "resnet50_fpn", "vgg16", "resnet50_c4"])
+@pytest.mark.parametrize("backbone", ["tiny", "resnet50_fpn", "vgg16", "alexnet", "resnet50_c4"])
 def test_every_registered_method_sets_up_on_the_hook_shape(backbone: str):
-    """The adversaries size themselves from feature_shape: 7x7x512, 14x14x1024, 7x7x256."""
+    """The adversaries size themselves from feature_shape: 7x7x512, 6x6x256, 14x14x1024, 7x7x256."""
     from iadet.modeling.methods import method_names
 
     model = build_model(small(backbone), 3)

@@ -9,6 +9,7 @@ defaults, the anchor generator, RoI pooler and box head. What the RoI-feature ho
 backbone                    stride  pooler                box head                    hook sees
 ==========================  ======  ====================  ==========================  =============
 ``vgg16``                   16      RoIPool 7x7           fc6, fc7 (dropout)          512 x 7 x 7
+``alexnet``                 16      RoIPool 6x6           fc6, fc7 (dropout)          256 x 6 x 6
 ``resnet50_c4``/``101_c4``  16      RoIAlign 14x14        res5 + average pooling      1024 x 14 x 14
 ``*_fpn``                   4-64    MultiScaleRoIAlign 7  torchvision's TwoMLPHead    256 x 7 x 7
 ``tiny``                    8       RoIAlign 7x7          two fc layers (256)         128 x 7 x 7
@@ -16,7 +17,10 @@ backbone                    stride  pooler                box head              
 
 ``vgg16`` is Fast/Faster R-CNN's (py-faster-rcnn): the conv5_3 trunk without the last
 max-pool, RoI max pooling, and VGG16's own ``fc6``/``fc7`` as the box head so that ImageNet
-classifier weights map onto it. The C4 ResNets are the papers' Faster R-CNN ResNet-101 (and
+classifier weights map onto it. ``alexnet`` is Fast R-CNN's AlexNet (CaffeNet, model "S") the
+same way, as A-Fast-RCNN's Tables 1 and 2 use it: torchvision's AlexNet conv1-conv5 without the
+last max-pool, RoI max pooling to 6x6 (its pool5 size, so ``fc6`` keeps its 9216 inputs) and
+AlexNet's ``fc6``/``fc7``. The C4 ResNets are the papers' Faster R-CNN ResNet-101 (and
 Detectron's C4): res2-res4 as the trunk, res5 run per RoI as the head.
 
 Normalisation and freezing follow torchvision's rule for every backbone: with pretrained
@@ -28,6 +32,8 @@ pretrained default:
 
 * ``vgg16``: stages are the five conv blocks; 3 trainable = conv3_1 upwards, conv1-conv2
   frozen, as py-faster-rcnn.
+* ``alexnet``: stages are its five conv layers; the default is 4 trainable = conv2 upwards, conv1
+  frozen, as Fast R-CNN fine-tunes its small networks ("conv2 and up for S and M", Sec. 4.5).
 * ResNets: stages are res5, res4, res3, res2, stem (torchvision's order); 3 trainable = stem
   and res2 frozen, as Detectron and the papers' ResNet-101. For C4, res5 lives in the box
   head and counts as the top stage.
@@ -41,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor, nn
-from torchvision.models import mobilenet_v3_large, resnet, vgg16
+from torchvision.models import alexnet, mobilenet_v3_large, resnet, vgg16
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import (
     _mobilenet_extractor,
@@ -149,7 +155,9 @@ def _tiny(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
     backbone = TinyBackbone()
     if cfg.backbone_weights:
         load_backbone_weights(backbone, cfg.backbone_weights)
-    freeze_tiny(backbone, stages)  # with pretrained weights the first two blocks stay as pretrained (as VGG16)
+    freeze_tiny(
+        backbone, stages
+    )  # with pretrained weights the first two blocks stay as pretrained (as VGG16)
     return BackboneParts(
         backbone,
         {
@@ -191,11 +199,13 @@ class VGG16BoxHead(nn.Module):
     """
 
     out_channels = 4096
+    FC_INDICES = (0, 3)
+    """Where ``fc6`` and ``fc7`` sit in the torchvision model's ``classifier``."""
 
     def __init__(self, classifier: nn.Sequential, dropout: float = 0.5) -> None:
         super().__init__()
-        self.fc6 = classifier[0]
-        self.fc7 = classifier[3]
+        self.fc6 = classifier[self.FC_INDICES[0]]
+        self.fc7 = classifier[self.FC_INDICES[1]]
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -203,12 +213,18 @@ class VGG16BoxHead(nn.Module):
         return self.dropout(self.fc7(x).relu())
 
 
-def _freeze_vgg(trunk: nn.Sequential, trainable_stages: int) -> None:
-    """Freeze all but the top ``trainable_stages`` of VGG16's five conv blocks."""
-    first_trained = VGG16_STAGE_STARTS[5 - trainable_stages] if trainable_stages > 0 else VGG16_CONV5_3
+def _freeze_stages(trunk: nn.Sequential, starts: tuple[int, ...], trainable_stages: int) -> None:
+    """Freeze the layers of ``trunk`` before the top ``trainable_stages`` stages (``starts``: each
+    stage's first index in ``trunk``, bottom first)."""
+    first_trained = starts[len(starts) - trainable_stages] if trainable_stages > 0 else len(trunk)
     for index, layer in enumerate(trunk):
         if index < first_trained:
             layer.requires_grad_(False)
+
+
+def _freeze_vgg(trunk: nn.Sequential, trainable_stages: int) -> None:
+    """Freeze all but the top ``trainable_stages`` of VGG16's five conv blocks."""
+    _freeze_stages(trunk, VGG16_STAGE_STARTS, trainable_stages)
 
 
 def _vgg16(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
@@ -226,6 +242,60 @@ def _vgg16(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
         },
         representation_size=VGG16BoxHead.out_channels,
         box_roi_pool=RoIPool(output_size=7, spatial_scale=1 / 16),
+        mask_kwargs=_single_level_mask_pool(),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# AlexNet (Fast R-CNN's CaffeNet, A-Fast-RCNN's Tables 1 and 2)
+
+ALEXNET_CONV5 = 12
+"""``alexnet().features[:12]`` ends with conv5 + ReLU: the trunk without the last max-pool (stride 16)."""
+ALEXNET_STAGE_STARTS = (0, 3, 6, 8, 10)
+"""Index in ``alexnet().features`` of conv1 ... conv5."""
+ALEXNET_POOL = 6
+"""RoI max pooling to AlexNet's pool5 size: ``256 x 6 x 6 = 9216``, the inputs of its ``fc6``."""
+
+
+class AlexNetTrunk(nn.Sequential):
+    """AlexNet conv1 ... conv5: ``(B, 3, H, W) -> (B, 256, ~H/16, ~W/16)``.
+
+    The layers keep their indices in ``alexnet().features``, so ImageNet keys map one to one. Like
+    Caffe's, the unpadded max-pools make the map one cell short of ``H/16`` (13 for 224); the RoI
+    pooler's 1/16 scale is Fast R-CNN's for this network.
+    """
+
+    out_channels = 256
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__(*list(features.children())[:ALEXNET_CONV5])
+
+
+class AlexNetBoxHead(VGG16BoxHead):
+    """AlexNet's fc6 and fc7 with ReLU and dropout: ``(N, 256, 6, 6) -> (N, 4096)``.
+
+    ``fc6``/``fc7`` are ``alexnet().classifier[1]`` / ``[4]`` (torchvision puts a dropout before
+    each); dropout follows each ReLU here, as in Caffe's CaffeNet and Fast R-CNN.
+    """
+
+    FC_INDICES = (1, 4)
+
+
+def _alexnet(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
+    stages = _validate_trainable_layers(pretrained, cfg.trainable_backbone_layers, 5, 4)
+    net = alexnet(weights=None)
+    if cfg.backbone_weights:
+        load_backbone_weights(net, cfg.backbone_weights)
+    trunk = AlexNetTrunk(net.features)
+    _freeze_stages(trunk, ALEXNET_STAGE_STARTS, stages)
+    return BackboneParts(
+        trunk,
+        {
+            "rpn_anchor_generator": AnchorGenerator(PAPER_ANCHORS, ASPECT_RATIOS),
+            "box_head": AlexNetBoxHead(net.classifier),
+        },
+        representation_size=AlexNetBoxHead.out_channels,
+        box_roi_pool=RoIPool(output_size=ALEXNET_POOL, spatial_scale=1 / 16),
         mask_kwargs=_single_level_mask_pool(),
     )
 
@@ -334,6 +404,7 @@ def _mobilenet_v3_fpn(cfg: ModelConfig, pretrained: bool) -> BackboneParts:
 BACKBONES: dict[str, Callable[[ModelConfig, bool], BackboneParts]] = {
     "tiny": _tiny,
     "vgg16": _vgg16,
+    "alexnet": _alexnet,
     "resnet50_c4": _resnet_c4("resnet50"),
     "resnet101_c4": _resnet_c4("resnet101"),
     "mobilenet_v3_fpn": _mobilenet_v3_fpn,
@@ -347,6 +418,7 @@ BACKBONES: dict[str, Callable[[ModelConfig, bool], BackboneParts]] = {
 IMAGENET_WEIGHTS: dict[str, str | None] = {
     "tiny": None,
     "vgg16": "VGG16_Weights.IMAGENET1K_V1",
+    "alexnet": "AlexNet_Weights.IMAGENET1K_V1",
     "resnet50_c4": "ResNet50_Weights.IMAGENET1K_V1",
     "resnet101_c4": "ResNet101_Weights.IMAGENET1K_V1",
     "mobilenet_v3_fpn": "MobileNet_V3_Large_Weights.IMAGENET1K_V1",
