@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         'summary with "mAP" (0-1). Writes eval.json beside the checkpoint (eval_<split>.json for other splits).',
     )
     p.add_argument(
-        "--checkpoint", help="checkpoint.pth or model_final.pth (its config.yaml is read from beside it)"
+        "--checkpoint",
+        action="append",
+        help="checkpoint.pth or model_final.pth (its config.yaml is read from beside it); repeat it to "
+        "evaluate the ensemble (class probabilities and box regressions averaged per RoI; written to "
+        "eval_ensemble.json beside the first unless --output)",
     )
     add_config_args(p)
     p.add_argument("--split", default=None, help="split to evaluate (default: data.test_split)")
@@ -57,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
 
         output_file(args.output)
 
+    from iadet.engine.ensemble import load_ensemble
     from iadet.engine.inference import evaluate_split
-    from iadet.engine.loading import load_detector
 
     device = choose_device(args.device)
-    model, cfg = load_detector(
+    model, cfg, members = load_ensemble(
         args.checkpoint, config=args.config, overrides=overrides_with_data(args), device=device
     )
+    ensemble = len(args.checkpoint) > 1
     split_name = args.split or cfg.data.test_split
     split, predictions, summary = evaluate_split(
         model,
@@ -75,12 +80,16 @@ def run(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         progress=not args.quiet and sys.stderr.isatty(),
     )
-    summary["checkpoint"] = str(args.checkpoint)
+    summary["checkpoint"] = str(args.checkpoint[0]) if not ensemble else [str(c) for c in args.checkpoint]
+    if ensemble:
+        summary["method"] = "ensemble(" + ", ".join(c.method.name for c in members) + ")"
+        summary["backbone"] = "+".join(dict.fromkeys(c.model.backbone for c in members))
     if args.write_results:
         write_result_files(predictions, split, Path(args.write_results))
-    ckpt_dir = Path(args.checkpoint).parent
+    ckpt_dir = Path(args.checkpoint[0]).parent
+    stem = "eval_ensemble" if ensemble else "eval"
     default_name = (
-        "eval.json" if split_name == cfg.data.test_split else f"eval_{split_name.replace('/', '_')}.json"
+        f"{stem}.json" if split_name == cfg.data.test_split else f"{stem}_{split_name.replace('/', '_')}.json"
     )
     out = Path(args.output) if args.output else ckpt_dir / default_name
     out.write_text(json.dumps(summary, indent=2), encoding="utf-8")

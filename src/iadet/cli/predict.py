@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Writes OUTPUT/<name>.json (boxes in 0-based pixels, labels, class names, scores) and "
         "OUTPUT/<name>.jpg with the detections drawn.",
     )
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--checkpoint", required=True, action="append", help="repeat it to predict with the ensemble"
+    )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--output", "-o", required=True)
     p.add_argument(
@@ -54,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     from iadet.data.files import configure
     from iadet.data.images import load_image
-    from iadet.engine.loading import load_detector
+    from iadet.engine.ensemble import load_ensemble
     from iadet.visualization.draw import draw_detections
 
     out_dir = output_dir(args.output)
     images = collect_images(args.inputs)
     device = choose_device(args.device)
-    model, cfg = load_detector(args.checkpoint, config=args.config, device=device)
+    model, cfg, _ = load_ensemble(args.checkpoint, config=args.config, device=device)
     configure(cfg.data)  # the checkpoint's data.max_image_pixels applies to the images to predict
     classes = cfg.data.classes
     used: set[str] = set()
