@@ -16,8 +16,8 @@ class ModelConfig:
     detector: str = "faster_rcnn"
     """``faster_rcnn``, ``fast_rcnn`` (external proposals) or ``mask_rcnn``."""
     backbone: str = "resnet50_fpn"
-    """``vgg16``, ``resnet50_c4``, ``resnet101_c4``, ``resnet50_fpn``, ``resnet101_fpn``, ``resnext101_32x4d_fpn``,
-    ``resnext101_32x8d_fpn``, ``resnext101_64x4d_fpn``, ``mobilenet_v3_fpn`` or ``tiny``; see
+    """``alexnet``, ``vgg16``, ``resnet50_c4``, ``resnet101_c4``, ``resnet50_fpn``, ``resnet101_fpn``,
+    ``resnext101_32x4d_fpn``, ``resnext101_32x8d_fpn``, ``resnext101_64x4d_fpn``, ``mobilenet_v3_fpn`` or ``tiny``; see
     :data:`iadet.modeling.backbones.BACKBONES`."""
     weights: str | None = None
     """Whole-detector weights: a torchvision weights name (``FasterRCNN_ResNet50_FPN_Weights.COCO_V1``) or a
@@ -25,7 +25,8 @@ class ModelConfig:
     backbone_weights: str | None = None
     """Backbone (ImageNet) weights: a torchvision weights name (``ResNet50_Weights.IMAGENET1K_V1``) or a path."""
     trainable_backbone_layers: int | None = None
-    """ResNet stages left trainable (0-5); ``None`` = the backbone's default (3 with pretrained weights)."""
+    """Backbone stages left trainable (ResNet, VGG16, tiny: 0-5); ``None`` = the backbone's default (3 with
+    pretrained weights; AlexNet: 4, conv2 and up, as Fast R-CNN)."""
     min_size: int = 800
     """Resize so the shorter side is ``min_size`` (torchvision's GeneralizedRCNNTransform; the papers: 600)."""
     max_size: int = 1333
