@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/iadet compare --preset quick --methods none,ia --seeds 1 --output runs/demo
+	$(BIN)/iadet compare --preset finetune --methods none,ia --seeds 1 --output runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
