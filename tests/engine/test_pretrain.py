@@ -180,5 +180,7 @@ def test_the_tiny_detector_freezes_the_first_two_pretrained_blocks_by_default():
 
     assert frozen() == set()  # from random initialisation every block trains
     two_blocks = frozen("model.backbone_weights=builtin")
-    assert two_blocks and frozen("model.backbone_weights=builtin", "model.trainable_backbone_layers=5") == set()
+    assert (
+        two_blocks and frozen("model.backbone_weights=builtin", "model.trainable_backbone_layers=5") == set()
+    )
     assert two_blocks < frozen("model.backbone_weights=builtin", "model.trainable_backbone_layers=1")

@@ -30,7 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("iadet.cli.analyze", "error analysis: TIDE's breakdown, PR curves, confusion matrix"),
     "export": ("iadet.cli.export", "export a checkpoint's inference model (ONNX)"),
     "proposals": ("iadet.cli.proposals", "compute external proposals for Fast R-CNN"),
-    "pretrain": ("iadet.cli.pretrain", "pretrain a backbone as a classifier on the built-in task (ImageNet stand-in)"),
+    "pretrain": (
+        "iadet.cli.pretrain",
+        "pretrain a backbone as a classifier on the built-in task (ImageNet stand-in)",
+    ),
 }
 
 
