@@ -190,6 +190,9 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
                 "`iadet analyze errors` has the per-class breakdown, PR curves and confusion matrices.",
                 "",
             ]
+    chart = plot_error_types(results, output)
+    if chart is not None:
+        parts += [f"![{chart.stem}]({chart.name})", ""]
     parts_md = parts_table(results)
     if parts_md:
         parts += [
@@ -328,6 +331,33 @@ def per_class_delta_table(results: dict[str, Any], split: str) -> str:
             cells.append(f"{round(100 * d['mean'], 1) + 0.0:+.1f}{mark}")  # + 0.0: no '-0.0'
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_error_types(results: dict[str, Any], output: Path) -> Path | None:
+    """TIDE's dAP per error type (mean over seeds, whiskers the std), one bar per method, one panel per split.
+    Writes ``errors_by_type.png``; None when no run has the breakdown."""
+    splits = [s for s in results["splits"] if errors_table(results, s)]
+    if not splits:
+        return None
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 3.6), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        rows = {m: e["errors"][split] for m, e in results["methods"].items() if split in e.get("errors", {})}
+        kinds = list(next(iter(rows.values())))
+        width = 0.8 / len(rows)
+        for i, (m, errors) in enumerate(rows.items()):
+            x = np.arange(len(kinds)) + (i - (len(rows) - 1) / 2) * width
+            ax.bar(x, [100 * errors[k]["mean"] for k in kinds], width,
+                   yerr=[100 * (errors[k]["std"] or 0.0) for k in kinds], capsize=2, label=m)  # fmt: skip
+        ax.set_xticks(np.arange(len(kinds)), kinds)
+        ax.set_title(split, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("dAP (AP points gained by fixing)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    path = output / "errors_by_type.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_per_class_deltas(results: dict[str, Any], output: Path) -> Path | None:
