@@ -60,6 +60,8 @@ from iadet.serialization import remove_stale_temporaries, save_json_atomic
 # keys that do not change what is computed: a resume may change them without --force
 OPERATIONAL_KEYS = {
     "data.num_workers",
+    "data.max_image_pixels",  # limits on the input, not what is computed from it
+    "data.follow_symlinks",
     "train.log_every",
     "train.checkpoint_every",
     "train.eval_every",
