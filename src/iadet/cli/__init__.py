@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("iadet.cli.compare", "train and compare methods over seeds, with statistics and plots"),
     "robustness": ("iadet.cli.robustness", "corruption benchmark (P/mPC/rPC) and occlusion sweep"),
     "visualize": ("iadet.cli.visualize", "attention heat-maps and the papers' figures"),
-    "analyze": ("iadet.cli.analyze", "error analysis: TIDE's breakdown, PR curves, confusion matrix"),
+    "analyze": ("iadet.cli.analyze", "error analysis (TIDE, PR curves, confusion matrix) and part reliance"),
     "export": ("iadet.cli.export", "export a checkpoint's inference model (ONNX)"),
     "proposals": ("iadet.cli.proposals", "compute external proposals for Fast R-CNN"),
     "pretrain": (
