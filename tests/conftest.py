@@ -103,3 +103,28 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 _hypothesis_settings.register_profile("iadet", derandomize=True)
 _hypothesis_settings.load_profile("iadet")
+
+
+def cli_fails(capsys, args: list[str], pattern: str, code: int | None = None) -> str:
+    """Run the CLI on ``args`` and check it refused in one line matching ``pattern``, without a traceback."""
+    import re
+
+    from iadet.cli import main
+
+    status = main(args)
+    err = capsys.readouterr().err.strip()
+    assert status != 0, f"{args} succeeded"
+    if code is not None:
+        assert status == code, err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert re.search(pattern, err), err
+    return err
+
+
+def train_args(root: Path, out: Path, *extra: str) -> list[str]:
+    """``iadet train`` arguments for a one-iteration tiny run on ``root``."""
+    args = ["train", "--config", "quick", "--output", str(out), "--quiet"]
+    for o in tiny_overrides(root, 1) + list(extra):
+        args += ["--set", o]
+    return args

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import signal
 import stat
 import time
@@ -17,26 +16,9 @@ import torch
 import iadet.engine.trainer as trainer_module
 from iadet.cli import main
 
-from conftest import make_voc, tiny_overrides
-
-
-def _fails(capsys, args: list[str], pattern: str, code: int | None = None) -> str:
-    status = main(args)
-    err = capsys.readouterr().err.strip()
-    assert status != 0, f"{args} succeeded"
-    if code is not None:
-        assert status == code, err
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert re.search(pattern, err), err
-    return err
-
-
-def _train_args(root: Path, out: Path, *extra: str) -> list[str]:
-    args = ["train", "--config", "quick", "--output", str(out), "--quiet"]
-    for o in tiny_overrides(root, 1) + list(extra):
-        args += ["--set", o]
-    return args
+from conftest import cli_fails as _fails
+from conftest import make_voc
+from conftest import train_args as _train_args
 
 
 @pytest.fixture
