@@ -1,7 +1,7 @@
 """The package's import graph: no circles, and each layer imports only from the layers below it.
 
 config -> data -> (evaluation, modeling) -> engine -> (robustness, visualization, export) -> benchmark -> cli,
-with errors / events / serialization under everything. Imports inside functions count too.
+with errors / events / serialization / figures under everything. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0,
     "events": 0,
     "serialization": 0,
+    "figures": 0,
     "config": 1,
     "data": 2,
     "evaluation": 3,

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from iadet.benchmark.stats import paired_difference  # noqa: E402
+from iadet.benchmark.stats import paired_difference
+from iadet.figures import new_figure, save_figure
 
 BASELINE = "none"
+REPORT_DPI = 120
 
 
 def _pct(x: float | None) -> str:
@@ -235,7 +233,8 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
     splits = results["splits"]
     paths = []
 
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods) * len(splits) / 2, 3.6))
+    fig = new_figure(1.6 + 1.3 * len(methods) * len(splits) / 2, 3.6, dpi=REPORT_DPI)
+    ax = fig.subplots()
     width = 0.8 / len(methods)
     x = np.arange(len(splits))
     for i, m in enumerate(methods):
@@ -249,13 +248,13 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(output / "map_by_split.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    save_figure(fig, paths[-1])
 
     split = splits[0]
     classes = list(results["methods"][methods[0]]["per_class"].get(split, {}))
     if classes:
-        fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(classes) + 1), 3.6))
+        fig = new_figure(max(5.0, 0.9 * len(classes) + 1), 3.6, dpi=REPORT_DPI)
+        ax = fig.subplots()
         x = np.arange(len(classes))
         for i, m in enumerate(methods):
             pc = results["methods"][m]["per_class"][split]
@@ -272,12 +271,12 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(output / "ap_per_class.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, paths[-1])
 
     curves = {m: e["occlusion"] for m, e in results["methods"].items() if e.get("occlusion")}
     if curves:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
+        fig = new_figure(5, 3.6, dpi=REPORT_DPI)
+        ax = fig.subplots()
         for m, c in curves.items():
             means = np.array([100 * v["mean"] for v in c["mAP"]])
             stds = np.array([100 * v["std"] for v in c["mAP"]])
@@ -288,8 +287,7 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(output / "occlusion_curve.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, paths[-1])
     return paths
 
 
@@ -339,7 +337,8 @@ def plot_error_types(results: dict[str, Any], output: Path) -> Path | None:
     splits = [s for s in results["splits"] if errors_table(results, s)]
     if not splits:
         return None
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 3.6), squeeze=False)
+    fig = new_figure(4.5 * len(splits), 3.6, dpi=REPORT_DPI)
+    axes = fig.subplots(1, len(splits), squeeze=False)
     for ax, split in zip(axes[0], splits):
         rows = {m: e["errors"][split] for m, e in results["methods"].items() if split in e.get("errors", {})}
         kinds = list(next(iter(rows.values())))
@@ -355,8 +354,7 @@ def plot_error_types(results: dict[str, Any], output: Path) -> Path | None:
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     path = output / "errors_by_type.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -373,10 +371,9 @@ def plot_per_class_deltas(results: dict[str, Any], output: Path) -> Path | None:
     methods = list(first)
     classes = list(next(iter(first.values())))
     width = 0.8 / len(methods)
-    fig, axes = plt.subplots(
-        len(splits), 1, figsize=(max(5.0, 0.55 * len(classes) * max(1, len(methods)) ** 0.5 + 1.5), 2.8 * len(splits)),
-        squeeze=False,
-    )  # fmt: skip
+    fig = new_figure(max(5.0, 0.55 * len(classes) * max(1, len(methods)) ** 0.5 + 1.5), 2.8 * len(splits),
+                     dpi=REPORT_DPI)  # fmt: skip
+    axes = fig.subplots(len(splits), 1, squeeze=False)
     for ax, split in zip(axes[:, 0], splits):
         deltas = per_class_deltas(results, split)
         x = np.arange(len(classes))
@@ -399,6 +396,5 @@ def plot_per_class_deltas(results: dict[str, Any], output: Path) -> Path | None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = output / "delta_ap_per_class.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

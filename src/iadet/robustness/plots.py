@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from iadet.figures import new_figure, save_figure
 from iadet.robustness.corruptions import EXTRA, GROUPS, SEVERITIES
 
 __all__ = [
@@ -22,24 +23,6 @@ __all__ = [
     "plot_severity",
     "plot_severity_comparison",
 ]
-
-DPI = 100
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size is figsize * dpi
-    return path
 
 
 def _percent(value: float | None) -> float:
@@ -85,7 +68,7 @@ def plot_severity(result: Mapping[str, Any], path: str | Path, *, title: str | N
     ``result`` is a ``robustness.json`` dict. Width ``4 * panels`` inches, height 3.6, at 100 dpi.
     """
     groups = _groups_present(list(result["corruptions"]))
-    figure = _figure(4.0 * len(groups), 3.6)
+    figure = new_figure(4.0 * len(groups), 3.6)
     axes = figure.subplots(1, len(groups), sharey=True, squeeze=False)[0]
     for ax, (group, names) in zip(axes, groups.items()):
         for name in names:
@@ -105,7 +88,7 @@ def plot_severity(result: Mapping[str, Any], path: str | Path, *, title: str | N
     )
     figure.suptitle(f"{title}: {summary}" if title else summary, fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_severity_comparison(
@@ -120,7 +103,7 @@ def plot_severity_comparison(
         names.extend(n for n in r["corruptions"] if n not in names)
     panels = [*names, "mean"]
     rows = math.ceil(len(panels) / columns)
-    figure = _figure(3.2 * columns, 2.6 * rows)
+    figure = new_figure(3.2 * columns, 2.6 * rows)
     axes = figure.subplots(rows, columns, sharey=True, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
         for label, result in results.items():
@@ -141,7 +124,7 @@ def plot_severity_comparison(
     for r in range(rows):
         axes[r * columns].set_ylabel(_metric_label(next(iter(results.values()))), fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_corruption_summary(results: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
@@ -152,7 +135,7 @@ def plot_corruption_summary(results: Mapping[str, Mapping[str, Any]], path: str 
         if any(g in r["groups"] for r in results.values())
     ]
     categories = ["P", "mPC", *groups]
-    figure = _figure(7.0, 3.6)
+    figure = new_figure(7.0, 3.6)
     ax = figure.subplots()
     width = 0.8 / max(len(results), 1)
     for k, (label, r) in enumerate(results.items()):
@@ -168,7 +151,7 @@ def plot_corruption_summary(results: Mapping[str, Mapping[str, Any]], path: str 
     ax.legend(fontsize=8)
     ax.set_title("performance under corruption (mPC = mean over corruptions and severities)", fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_occlusion(curves: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
@@ -177,7 +160,7 @@ def plot_occlusion(curves: Mapping[str, Mapping[str, Any]], path: str | Path) ->
     ``curves`` maps a label to :func:`iadet.robustness.benchmark.occlusion_curve`'s dict. When the
     curves carry the achieved coverage, a second x-axis on top shows it. 6 x 4 inches, 100 dpi.
     """
-    figure = _figure(6.0, 4.0)
+    figure = new_figure(6.0, 4.0)
     ax = figure.subplots()
     first = next(iter(curves.values()))
     for label, curve in curves.items():
@@ -199,7 +182,7 @@ def plot_occlusion(curves: Mapping[str, Mapping[str, Any]], path: str | Path) ->
         top.set_xlabel("covered, measured (%)", fontsize=8)
         top.tick_params(labelsize=7)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
@@ -207,7 +190,7 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
     hidden next to the mean of the other three (left), and the top part's share (right), with 95%
     intervals. ``summaries`` maps a label to :func:`iadet.robustness.part_reliance.summarize`'s dict.
     9 x 4 inches, 100 dpi."""
-    figure = _figure(9.0, 4.0)
+    figure = new_figure(9.0, 4.0)
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     labels = [label for label, s in summaries.items() if s.get("objects")]
     x = list(range(len(labels)))
@@ -239,4 +222,4 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
     right.set_ylabel("top part's share of the drops (0.25 = even)")
     right.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -27,29 +27,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from iadet.evaluation.errors import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
+from iadet.figures import new_figure, save_figure
 from iadet.visualization.heatmaps import Grid
 
 __all__ = ["error_sheet", "plot_confusion_matrix", "plot_error_breakdown", "plot_pr_curves"]
 
-DPI = 100
 DETECTION = (230, 30, 30)
 GROUND_TRUTH = (40, 200, 60)
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size is figsize * dpi
-    return path
 
 
 def _by_detector(value: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -65,7 +49,7 @@ def plot_error_breakdown(breakdowns: Mapping[str, Any], path: str | Path, *, tit
             for several detectors (grouped bars, labels in the legend with each one's AP).
     """
     runs = _by_detector(breakdowns, "dap")
-    figure = _figure(8.0, 3.6)
+    figure = new_figure(8.0, 3.6)
     main, special = figure.subplots(
         1, 2, gridspec_kw={"width_ratios": [len(ERROR_TYPES), len(SPECIAL_TYPES) + 1]}
     )
@@ -91,7 +75,7 @@ def plot_error_breakdown(breakdowns: Mapping[str, Any], path: str | Path, *, tit
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_pr_curves(
@@ -109,7 +93,7 @@ def plot_pr_curves(
     names = list(classes) if classes is not None else list(next(iter(runs.values())))
     columns = max(1, min(columns, len(names)))
     rows = max(1, math.ceil(len(names) / columns))
-    figure = _figure(2.4 * columns, 2.2 * rows + 0.2)
+    figure = new_figure(2.4 * columns, 2.2 * rows + 0.2)
     axes = np.atleast_1d(figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
     for ax, name in zip(axes, names):
         for label, run in runs.items():
@@ -132,7 +116,7 @@ def plot_pr_curves(
     for ax in axes[::columns]:
         ax.set_ylabel("precision", fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion_matrix(confusion: Mapping[str, Any], path: str | Path, *, title: str = "") -> Path:
@@ -144,7 +128,7 @@ def plot_confusion_matrix(confusion: Mapping[str, Any], path: str | Path, *, tit
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
     size = 1.6 + 0.5 * len(labels)
-    figure = _figure(size + 1.2, size)
+    figure = new_figure(size + 1.2, size)
     ax = figure.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
@@ -161,7 +145,7 @@ def plot_confusion_matrix(confusion: Mapping[str, Any], path: str | Path, *, tit
         f"{heading} (IoU > {confusion['iou']:g}, score ≥ {confusion['score_threshold']:g})", fontsize=9
     )
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _square_around(boxes: Sequence[Sequence[float]], context: float) -> tuple[float, float, float, float]:
