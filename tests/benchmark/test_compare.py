@@ -36,7 +36,7 @@ def test_compare_writes_results_report_and_reuses_runs(shared_voc: Path, tmp_pat
     ia_runs, none_runs = (results["methods"][m]["splits"]["test"]["runs"] for m in ("ia", "none"))
     assert paired["mean"] == pytest.approx(sum(a - b for a, b in zip(ia_runs, none_runs)) / 2)
     assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"]
-    assert results["config"]["model"]["backbone"] == "tiny"
+    assert results["config"]["model"]["backbone"] == "tiny" and results["primary"] == "voc07"
     metrics = results["methods"]["ia"]["metrics"]["test"]  # every metric, from the same predictions
     assert set(metrics) == {"voc07", "voc", "AP", "AP50", "AP75"}
     assert metrics["voc07"]["runs"] == ia_runs

@@ -54,3 +54,68 @@ def test_no_baseline_no_delta_section(tmp_path: Path) -> None:
     assert per_class_deltas(data, "test") == {}
     report = write_report(data, tmp_path).read_text()
     assert "Change of AP per class" not in report and not (tmp_path / "delta_ap_per_class.png").exists()
+
+
+def with_metrics(ap: dict[str, list[float]], voc07: dict[str, list[float]], primary: str | None) -> dict:
+    """Hand-made results with two metrics on `test`: COCO AP and VOC07 per seed, paired to `none`."""
+    from iadet.benchmark.stats import paired_difference
+
+    keys = ("voc07", "voc", "AP", "AP50", "AP75")
+    out = {"methods": {}, "seeds": [0, 1, 2, 3], "splits": ["test"]}
+    if primary:
+        out["primary"] = primary
+    for m in ap:
+        values = {"voc07": voc07[m], "voc": voc07[m], "AP": ap[m], "AP50": ap[m], "AP75": ap[m]}
+        entry = {
+            "splits": {"test": summarize(voc07[m]).to_json()},
+            "per_class": {"test": {"cat": summarize(voc07[m]).to_json()}},
+            "paired_vs_none": {},
+            "metrics": {"test": {k: summarize(values[k]).to_json() for k in keys}},
+        }
+        if m != "none":
+            base = {"voc07": voc07["none"], "voc": voc07["none"], "AP": ap["none"], "AP50": ap["none"],
+                    "AP75": ap["none"]}  # fmt: skip
+            entry["paired_vs_none"]["test"] = paired_difference(voc07[m], voc07["none"]).to_json()
+            entry["paired_metrics_vs_none"] = {
+                "test": {k: paired_difference(values[k], base[k]).to_json() for k in keys}
+            }
+        out["methods"][m] = entry
+    return out
+
+
+AP = {"none": [0.50, 0.52, 0.54, 0.56], "ia": [0.53, 0.54, 0.58, 0.59], "asdn": [0.50, 0.53, 0.53, 0.57]}
+VOC07 = {"none": [0.80, 0.80, 0.80, 0.80], "ia": [0.70, 0.70, 0.70, 0.70], "asdn": [0.90, 0.90, 0.90, 0.90]}
+
+
+def test_headline_tables_use_the_declared_primary_metric(tmp_path: Path) -> None:
+    from iadet.benchmark.report import paired_table, results_table
+
+    coco = with_metrics(AP, VOC07, "AP")
+    assert "| none | 53.0 ± 2.6 |" in results_table(coco) and "COCO AP@[.5:.95] (the primary metric)" in (
+        results_table(coco)
+    )
+    assert "| ia | +3.0 [" in paired_table(coco)  # AP: +3, +2, +4, +3 points
+    voc = with_metrics(AP, VOC07, None)  # results without "primary" are VOC07's, as before
+    assert "| none | 80.0 ± 0.0 |" in results_table(
+        voc
+    ) and "| ia | -10.0 [-10.0, -10.0] * |" in paired_table(voc)
+    report = write_report(coco, tmp_path).read_text()
+    assert "the primary is AP" in report
+
+
+def test_power_table_gives_half_width_and_holm_adjusted_p(tmp_path: Path) -> None:
+    from iadet.benchmark.report import power_table
+    from iadet.benchmark.stats import holm_adjusted, paired_difference
+
+    table = power_table(with_metrics(AP, VOC07, "AP"))
+    d_ia = paired_difference(AP["ia"], AP["none"])
+    d_asdn = paired_difference(AP["asdn"], AP["none"])
+    p_ia, p_asdn = holm_adjusted([d_ia.p_value, d_asdn.p_value])
+    assert p_ia == pytest.approx(2 * min(d_ia.p_value, d_asdn.p_value))  # the smaller p is doubled
+    half = 100 * (d_ia.ci_high - d_ia.ci_low) / 2
+    assert f"| ia | {100 * d_ia.std:.1f} · ±{half:.1f} · {p_ia:.2f} |" in table
+    assert f"| asdn | {100 * d_asdn.std:.1f} · " in table and f"{p_asdn:.2f} |" in table
+    report = write_report(with_metrics(AP, VOC07, "AP"), tmp_path).read_text()
+    assert (
+        "## Seed spread and the smallest detectable effect" in report and "Holm-adjusted over the 2" in report
+    )

@@ -33,3 +33,12 @@ def test_single_seed_has_no_interval():
 def test_lengths_must_match():
     with pytest.raises(ValueError, match="differ in length"):
         paired_difference([0.1, 0.2], [0.1])
+
+
+def test_holm_adjustment_by_hand():
+    from iadet.benchmark.stats import holm_adjusted
+
+    # sorted 0.01, 0.02, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04); None is not a test
+    assert holm_adjusted([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
+    assert holm_adjusted([0.5, 0.6]) == [1.0, 1.0]  # capped at 1, and monotone
+    assert holm_adjusted([]) == []

@@ -51,3 +51,12 @@ def test_the_finetune_preset_trains_on_few_images_of_the_quick_data_from_pretrai
         args.func(args)
     spec = seen["spec"]
     assert spec.config == "finetune" and "data.preset=quick" in spec.overrides
+    assert spec.primary == "AP"  # the protocol's declared primary metric, COCO AP (VOC07 saturates)
+    for argv, primary in (
+        (["--preset", "quick"], "voc07"),
+        (["--preset", "finetune", "--primary", "AP75"], "AP75"),
+    ):
+        args = parser.parse_args(["compare", *argv, "--methods", "none", "--output", "/tmp/x"])
+        with pytest.raises(Stop):
+            args.func(args)
+        assert seen["spec"].primary == primary

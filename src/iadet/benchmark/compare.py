@@ -6,8 +6,10 @@ Layout of the output directory::
         eval_<split>.json             VOC07 mAP per split (reused when present)
         robustness.json               corruption summary, when asked
         occlusion.json                occlusion sweep, when asked
-    OUTPUT/results.json               {"methods": {m: {"splits": {split: {"mean", "std", "runs"}}, ...}}, "config"}
-    OUTPUT/report.md                  mean ± std per method and split, paired differences to `none` with 95% CIs
+    OUTPUT/results.json               {"methods": {m: {"splits": {split: {"mean", "std", "runs"}}, ...}}, "config",
+                                       "primary"}
+    OUTPUT/report.md                  the primary metric's mean ± std per method and split, paired differences to
+                                      `none` with 95% CIs, the smallest detectable effect, then every metric
     OUTPUT/*.png                      bars with error bars, AP per class (and robustness plots)
 
 Runs that already finished are reused, interrupted ones resumed, so a comparison can be
@@ -55,6 +57,8 @@ class CompareSpec:
     occlusion: list[float] | None = None
     parts: bool = False
     """Also each run's part reliance on the built-in data (:mod:`iadet.robustness.part_reliance`)."""
+    primary: str = "voc07"
+    """The metric of the report's headline tables, one of :data:`METRICS` (declared before running)."""
     device: str | None = None
     quiet: bool = False
 
@@ -165,7 +169,7 @@ PART_KEYS = ("probability", "top_drop", "other_drop", "top_share")
 """Part-reliance summaries aggregated over seeds (each run's mean over its objects)."""
 
 METRICS = ("voc07", "voc", "AP", "AP50", "AP75")
-"""Every split's metrics in ``results.json``: VOC07 11-point mAP (the primary), VOC area mAP, and
+"""Every split's metrics in ``results.json``: VOC07 11-point mAP (the default primary), VOC area mAP, and
 COCO's AP@[.5:.95], AP50 and AP75 (pycocotools) — the last ones do not saturate at 90.9 as the
 11-point metric does."""
 
@@ -255,6 +259,8 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         raise ConfigError(f"--seeds: a list of seeds must be non-empty and non-negative, got {spec.seeds}")
     if not spec.methods:
         raise ConfigError("--methods is empty")
+    if spec.primary not in METRICS:
+        raise ConfigError(f"--primary must be one of {', '.join(METRICS)}, got '{spec.primary}'")
     methods = list(dict.fromkeys(spec.methods))
     base = load_config(spec.config, spec.overrides)
     configs = {m: _run_config(spec, m, base.train.seed) for m in methods}  # validates every method name early
@@ -299,6 +305,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
 
     results = aggregate(methods, seeds, splits, per_run, configs, base)
+    results["primary"] = spec.primary
     save_json_atomic(results, spec.output / "results.json")
     from iadet.benchmark.report import write_report
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from iadet.benchmark.stats import paired_difference
+from iadet.benchmark.stats import holm_adjusted, paired_difference
 from iadet.figures import new_figure, save_figure
 
 BASELINE = "none"
@@ -18,25 +18,70 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
+def _excludes_zero(d: dict[str, Any]) -> bool:
+    return d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0)
+
+
+def _mark(d: dict[str, Any]) -> str:
+    return " *" if _excludes_zero(d) else ""
+
+
+METRIC_NAMES = {"voc07": "VOC07", "voc": "VOC area", "AP": "AP", "AP50": "AP50", "AP75": "AP75"}
+METRIC_TITLES = {
+    "voc07": "VOC07 11-point mAP",
+    "voc": "VOC area mAP",
+    "AP": "COCO AP@[.5:.95]",
+    "AP50": "COCO AP50",
+    "AP75": "COCO AP75",
+}
+
+
+def primary_metric(results: dict[str, Any]) -> str:
+    """The comparison's primary metric (``results["primary"]``; VOC07 mAP in results without one)."""
+    return results.get("primary", "voc07")
+
+
+def primary_summary(entry: dict[str, Any], split: str, metric: str) -> dict[str, Any]:
+    """A method's ``{"mean", "std", "runs"}`` of ``metric`` on ``split`` (VOC07 is also ``entry["splits"]``)."""
+    if split in entry.get("metrics", {}):
+        return entry["metrics"][split][metric]
+    if metric != "voc07":
+        raise KeyError(f"no {metric} on {split} in these results")
+    return entry["splits"][split]
+
+
+def primary_paired(entry: dict[str, Any], split: str, metric: str) -> dict[str, Any] | None:
+    """A method's paired difference to `none` on ``metric`` and ``split``; None for `none` itself."""
+    paired = entry.get("paired_metrics_vs_none", {}).get(split, {})
+    if metric in paired:
+        return paired[metric]
+    return entry.get("paired_vs_none", {}).get(split) if metric == "voc07" else None
+
+
 def results_table(results: dict[str, Any]) -> str:
-    """Markdown: mAP mean ± std per method and split (percent), with the number of seeds."""
+    """Markdown: the primary metric's mean ± std per method and split (percent), with the number of seeds."""
     splits = results["splits"]
+    metric = primary_metric(results)
     n = len(results["seeds"])
     lines = [
-        "| method | " + " | ".join(f"{s} mAP (%)" for s in splits) + " |",
+        "| method | " + " | ".join(f"{s} {METRIC_NAMES[metric]} (%)" for s in splits) + " |",
         "|---|" + "---|" * len(splits),
     ]
     for m, entry in results["methods"].items():
-        cells = [f"{_pct(entry['splits'][s]['mean'])} ± {_pct(entry['splits'][s]['std'])}" for s in splits]
+        cells = [
+            f"{_pct(v['mean'])} ± {_pct(v['std'])}"
+            for v in (primary_summary(entry, s, metric) for s in splits)
+        ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"mean ± sample std over {n} seed(s), VOC07 11-point mAP.")
+    lines.append(f"mean ± sample std over {n} seed(s), {METRIC_TITLES[metric]} (the primary metric).")
     return "\n".join(lines)
 
 
 def paired_table(results: dict[str, Any]) -> str:
-    """Markdown: each method's paired difference to `none` (points of mAP) with a 95% CI."""
+    """Markdown: each method's paired difference to `none` on the primary metric (points) with a 95% CI."""
     splits = results["splits"]
+    metric = primary_metric(results)
     keys = list(splits)
     if any("mPC" in e.get("paired_vs_none", {}) for e in results["methods"].values()):
         keys.append("mPC")
@@ -49,23 +94,53 @@ def paired_table(results: dict[str, Any]) -> str:
             continue
         cells = []
         for k in keys:
-            d = entry.get("paired_vs_none", {}).get(k)
+            d = entry["paired_vs_none"].get(k) if k == "mPC" else primary_paired(entry, k, metric)
             if d is None:
                 cells.append("n/a")
                 continue
             ci = "n/a" if d["ci_low"] is None else f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
-            mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
-            cells.append(f"{100 * d['mean']:+.1f} {ci}{mark}")
+            cells.append(f"{100 * d['mean']:+.1f} {ci}{_mark(d)}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        "Δ = method − none on the same seed (same data order and initialisation), averaged over seeds; "
-        "the interval is Student-t; * marks an interval that excludes 0."
+        f"Δ = method − none in {METRIC_TITLES[metric]} on the same seed (same data order and initialisation), "
+        "averaged over seeds; the interval is Student-t; * marks an interval that excludes 0."
     )
     return "\n".join(lines)
 
 
-METRIC_NAMES = {"voc07": "VOC07", "voc": "VOC area", "AP": "AP", "AP50": "AP50", "AP75": "AP75"}
+def power_table(results: dict[str, Any]) -> str | None:
+    """Markdown: per method and split, the spread of the paired differences on the primary metric, the
+    half-width of their 95% interval (the smallest effect these seeds tell apart from 0 at this spread) and
+    the paired t-test's p-value, Holm-adjusted over the methods compared to `none` on that split."""
+    splits = results["splits"]
+    metric = primary_metric(results)
+    methods = [m for m in results["methods"] if m != BASELINE]
+    paired = {m: {s: primary_paired(results["methods"][m], s, metric) for s in splits} for m in methods}
+    if not any(d and d["ci_low"] is not None for row in paired.values() for d in row.values()):
+        return None
+    adjusted = {
+        s: dict(zip(methods, holm_adjusted([(paired[m][s] or {}).get("p_value") for m in methods])))
+        for s in splits
+    }
+    lines = [
+        "| method | " + " | ".join(f"{s}: sd(Δ) · ±95% · p (Holm)" for s in splits) + " |",
+        "|---|" + "---|" * len(splits),
+    ]
+    for m in methods:
+        cells = []
+        for s in splits:
+            d = paired[m][s]
+            if d is None or d["ci_low"] is None:
+                cells.append("n/a")
+                continue
+            p = adjusted[s][m]
+            cells.append(
+                f"{100 * d['std']:.1f} · ±{100 * (d['ci_high'] - d['ci_low']) / 2:.1f} · "
+                + ("n/a" if p is None else f"{p:.2f}")
+            )
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def metrics_table(results: dict[str, Any], split: str) -> str | None:
@@ -85,8 +160,7 @@ def metrics_table(results: dict[str, Any], split: str) -> str | None:
             cell = f"{_pct(value['mean'])} ± {_pct(value['std'])}"
             d = entry.get("paired_metrics_vs_none", {}).get(split, {}).get(k)
             if d is not None:
-                mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
-                cell += f" ({100 * d['mean']:+.1f}{mark})"
+                cell += f" ({100 * d['mean']:+.1f}{_mark(d)})"
             cells.append(cell)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -126,8 +200,7 @@ def parts_table(results: dict[str, Any]) -> str | None:
             )
             d = entry.get("paired_parts_vs_none", {}).get(key)
             if d is not None:
-                mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
-                cell += f" ({d['mean']:+.3f}{mark})"
+                cell += f" ({d['mean']:+.3f}{_mark(d)})"
             cells.append(cell)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -161,6 +234,20 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
     parts = ["# Comparison", "", results_table(results), "", "## Paired differences to `none`", ""]
     if BASELINE in results["methods"]:
         parts += [paired_table(results), ""]
+        power = power_table(results)
+        if power:
+            parts += [
+                "## Seed spread and the smallest detectable effect",
+                "",
+                power,
+                "",
+                f"On the primary metric, in points: sd(Δ) is the spread over seeds of the paired differences to "
+                f"`{BASELINE}`, ±95% the half-width of their interval — differences smaller than it cannot be told "
+                f"from seed noise with {len(results['seeds'])} seeds — and p the paired t-test's p-value, "
+                f"Holm-adjusted over the {len(results['methods']) - 1} method(s) compared to `{BASELINE}` on that "
+                "split (with many methods, some unadjusted intervals exclude 0 by chance).",
+                "",
+            ]
     else:
         parts += ["(no `none` run: no paired differences)", ""]
     for split in results["splits"]:
@@ -171,9 +258,9 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
                 "",
                 table,
                 "",
-                "VOC07: 11-point mAP (the primary); VOC area: the devkit's area AP; AP, AP50, AP75: pycocotools "
-                "(AP over IoU .5:.95). Mean ± sample std over seeds; in brackets the paired Δ to `none`, * when its "
-                "95% interval excludes 0.",
+                "VOC07: 11-point mAP; VOC area: the devkit's area AP; AP, AP50, AP75: pycocotools (AP over IoU "
+                f".5:.95); the primary is {METRIC_NAMES[primary_metric(results)]}. Mean ± sample std over seeds; in "
+                "brackets the paired Δ to `none`, * when its 95% interval excludes 0.",
                 "",
             ]
     for split in results["splits"]:
@@ -237,13 +324,14 @@ def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
     ax = fig.subplots()
     width = 0.8 / len(methods)
     x = np.arange(len(splits))
+    metric = primary_metric(results)
     for i, m in enumerate(methods):
-        entry = results["methods"][m]["splits"]
-        means = [100 * entry[s]["mean"] for s in splits]
-        stds = [100 * entry[s]["std"] for s in splits]
+        values = [primary_summary(results["methods"][m], s, metric) for s in splits]
+        means = [100 * v["mean"] for v in values]
+        stds = [100 * v["std"] for v in values]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=m)
     ax.set_xticks(x, splits)
-    ax.set_ylabel("VOC07 mAP (%)")
+    ax.set_ylabel(f"{METRIC_TITLES[metric]} (%)")
     ax.set_title(f"mean ± std over {len(results['seeds'])} seed(s)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -325,8 +413,7 @@ def per_class_delta_table(results: dict[str, Any], split: str) -> str:
             if d is None:
                 cells.append("n/a")
                 continue
-            mark = " *" if d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0) else ""
-            cells.append(f"{round(100 * d['mean'], 1) + 0.0:+.1f}{mark}")  # + 0.0: no '-0.0'
+            cells.append(f"{round(100 * d['mean'], 1) + 0.0:+.1f}{_mark(d)}")  # + 0.0: no '-0.0'
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -74,3 +74,17 @@ def paired_difference(
     else:
         p = None
     return PairedDifference(s.mean, s.std, n, float(s.mean - half), float(s.mean + half), p)
+
+
+def holm_adjusted(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of several p-values tested together (None stays None, and is not counted).
+
+    Comparing many methods to one baseline, some nominal "significant" differences are expected by chance;
+    the adjusted p-values keep the family-wise error rate at the nominal level (Holm 1979)."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        out[i] = running
+    return out

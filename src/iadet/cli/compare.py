@@ -86,6 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also each run's part reliance on the built-in data (iadet analyze parts), aggregated per method",
     )
+    p.add_argument(
+        "--primary",
+        choices=["voc07", "voc", "AP", "AP50", "AP75"],
+        default=None,
+        help="metric of the headline tables (default: AP for --preset finetune, voc07 otherwise)",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from iadet.benchmark.compare import CompareSpec, run_compare
     from iadet.benchmark.report import paired_table, results_table
     from iadet.config import PRESETS
+    from iadet.config.presets import PRIMARY_METRICS
 
     # the preset's built-in data (finetune trains on the quick data), also under a --config of one's own
     overrides = [f"data.preset={PRESETS[args.preset]['data']['preset']}", *args.overrides]
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         occlusion=args.occlusion,
         parts=args.parts,
+        primary=args.primary or PRIMARY_METRICS.get(args.preset, "voc07"),
         device=args.device,
         quiet=args.quiet,
     )

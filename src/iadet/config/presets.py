@@ -51,3 +51,7 @@ PRESETS["finetune"] = {
     "data": {**PRESETS["quick"]["data"], "train_split": "few"},
     "train": {**PRESETS["quick"]["train"], "max_iters": 1500, "lr_steps": [1125], "warmup_iters": 50},
 }
+
+PRIMARY_METRICS: dict[str, str] = {"finetune": "AP"}
+"""The headline metric of ``iadet compare --preset NAME`` (VOC07 mAP when not listed): COCO AP@[.5:.95] for
+``finetune``, whose protocol declares it because VOC07 saturates (docs/benchmark-protocol.md)."""
