@@ -60,3 +60,31 @@ def test_the_finetune_preset_trains_on_few_images_of_the_quick_data_from_pretrai
         with pytest.raises(Stop):
             args.func(args)
         assert seen["spec"].primary == primary
+
+
+def test_compare_passes_the_data_generators_seed_to_the_data_and_every_run(monkeypatch, tmp_path):
+    """``--set data.synth_seed=K`` with compare: the built-in data of seed K, and every run's config says so."""
+    from iadet.cli import compare as compare_cli
+
+    class Stop(Exception):
+        pass
+
+    seen: dict[str, list[int]] = {"data": [], "runs": []}
+
+    def data_root(cfg):
+        seen["data"].append(cfg.synth_seed)
+        return tmp_path
+
+    def train(spec, cfg, run_dir, splits):
+        seen["runs"].append((cfg.data.synth_seed, cfg.train.seed))
+        raise Stop
+
+    monkeypatch.setattr("iadet.benchmark.compare.data_root", data_root)
+    monkeypatch.setattr("iadet.benchmark.compare._train_or_reuse", train)
+    parser = argparse.ArgumentParser()
+    compare_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["compare", "--preset", "finetune", "--methods", "none", "--seeds", "4,2",
+                              "--set", "data.synth_seed=3", "--output", str(tmp_path / "out")])  # fmt: skip
+    with pytest.raises(Stop):
+        args.func(args)
+    assert seen == {"data": [3], "runs": [(3, 4)]}
