@@ -5,10 +5,11 @@
 # batch at a time:
 #   METHODS=none,ia bash benchmarks/finetune_headline.sh        # ~3.5 min per run on 2 cores
 #   bash benchmarks/finetune_headline.sh                         # everything (13 methods x 5 seeds, ~4 h)
+#   FINISHED_ONLY=1 bash benchmarks/finetune_headline.sh         # train nothing: tables from the finished runs
 # then commit benchmarks/results/finetune (weights and event files are git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IADET=${IADET:-.venv/bin/iadet}
 ALL="none,ia,ia-code,ia:strategy=random,random-dropout,asdn,astn,asdn+astn,random-erasing,hide-and-seek,cutout,gridmask,dropblock"
 "$IADET" compare --preset finetune --methods "${METHODS:-$ALL}" --seeds "${SEEDS:-0,1,2,3,4}" --parts \
-    --output benchmarks/results/finetune
+    ${FINISHED_ONLY:+--finished-only} --output benchmarks/results/finetune

@@ -7,7 +7,7 @@ Layout of the output directory::
         robustness.json               corruption summary, when asked
         occlusion.json                occlusion sweep, when asked
     OUTPUT/results.json               {"methods": {m: {"splits": {split: {"mean", "std", "runs"}}, ...}}, "config",
-                                       "primary"}
+                                       "primary", "pending": {m: [finished seeds]} with --finished-only}
     OUTPUT/report.md                  the primary metric's mean ± std per method and split, paired differences to
                                       `none` with 95% CIs, the smallest detectable effect, then every metric
     OUTPUT/*.png                      bars with error bars, AP per class (and robustness plots)
@@ -59,6 +59,9 @@ class CompareSpec:
     """Also each run's part reliance on the built-in data (:mod:`iadet.robustness.part_reliance`)."""
     primary: str = "voc07"
     """The metric of the report's headline tables, one of :data:`METRICS` (declared before running)."""
+    finished_only: bool = False
+    """Train nothing: assemble the tables from the runs that have finished (here, or committed from another
+    machine); a method missing a seed is left out of the tables and listed under ``pending``."""
     device: str | None = None
     quiet: bool = False
 
@@ -134,6 +137,8 @@ def _train_or_reuse(spec: CompareSpec, cfg: Config, run_dir: Path, splits: list[
         return "reused"
     if saved.is_file() and recorded(run_dir, splits, spec.parts) and not (spec.corruptions or spec.occlusion):
         return "recorded"
+    if spec.finished_only:
+        return "pending"
     resume = (run_dir / "checkpoint.pth").is_file()
     result = train(cfg, run_dir, resume=resume, quiet=True)
     if result.interrupted:
@@ -281,6 +286,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         seeds = list(dict.fromkeys(spec.seeds))
     runs = [(m, s) for s in seeds for m in methods]
     per_run: dict[tuple[str, int], dict] = {}
+    pending: dict[str, list[int]] = {}
     durations: list[float] = []
     for k, (method, seed) in enumerate(runs, 1):
         run_dir = spec.output / "runs" / run_directory_name(method) / f"seed{seed}"
@@ -291,6 +297,10 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         start = time.perf_counter()
         cfg = configs[method] if seed == base.train.seed else _run_config(spec, method, seed)
         status = _train_or_reuse(spec, cfg, run_dir, splits)
+        if status == "pending":
+            pending.setdefault(method, []).append(seed)
+            _log(spec, "      not finished: left out (--finished-only)")
+            continue
         evals = _evaluate_run(spec, run_dir, splits, device)
         robust = (
             _robustness_run(spec, run_dir, splits[0], device) if (spec.corruptions or spec.occlusion) else {}
@@ -304,8 +314,13 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         summary = ", ".join(f"{s} {100 * e['mAP']:.1f}" for s, e in evals.items())
         _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
 
-    results = aggregate(methods, seeds, splits, per_run, configs, base)
+    complete = [m for m in methods if m not in pending]
+    if not complete:
+        raise ConfigError(f"--finished-only: no method has finished all of seeds {seeds} in {spec.output}")
+    results = aggregate(complete, seeds, splits, per_run, configs, base)
     results["primary"] = spec.primary
+    if pending:
+        results["pending"] = {m: [s for s in seeds if s not in pending[m]] for m in pending}
     save_json_atomic(results, spec.output / "results.json")
     from iadet.benchmark.report import write_report
 

@@ -78,6 +78,16 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pending_line(results: dict[str, Any]) -> str:
+    """The methods left out because some of their seeds have not finished (``compare --finished-only``)."""
+    n = len(results["seeds"])
+    listed = "; ".join(
+        f"`{m}` ({len(done)} of {n}" + (f": seeds {', '.join(map(str, done))})" if done else ")")
+        for m, done in results.get("pending", {}).items()
+    )
+    return f"Not in these tables, fewer seeds finished than asked: {listed}."
+
+
 def paired_table(results: dict[str, Any]) -> str:
     """Markdown: each method's paired difference to `none` on the primary metric (points) with a 95% CI."""
     splits = results["splits"]
@@ -231,7 +241,10 @@ def per_class_table(results: dict[str, Any], split: str) -> str:
 
 def write_report(results: dict[str, Any], output: Path) -> Path:
     """Write ``report.md`` and the plots into ``output``; returns the report's path."""
-    parts = ["# Comparison", "", results_table(results), "", "## Paired differences to `none`", ""]
+    parts = ["# Comparison", "", results_table(results), ""]
+    if results.get("pending"):
+        parts += [pending_line(results), ""]
+    parts += ["## Paired differences to `none`", ""]
     if BASELINE in results["methods"]:
         parts += [paired_table(results), ""]
         power = power_table(results)

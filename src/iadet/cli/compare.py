@@ -92,6 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="metric of the headline tables (default: AP for --preset finetune, voc07 otherwise)",
     )
+    p.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: tables from the finished runs (here or committed); methods missing a seed are listed",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
@@ -99,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iadet.benchmark.compare import CompareSpec, run_compare
-    from iadet.benchmark.report import paired_table, results_table
+    from iadet.benchmark.report import paired_table, pending_line, results_table
     from iadet.config import PRESETS
     from iadet.config.presets import PRIMARY_METRICS
 
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         occlusion=args.occlusion,
         parts=args.parts,
         primary=args.primary or PRIMARY_METRICS.get(args.preset, "voc07"),
+        finished_only=args.finished_only,
         device=args.device,
         quiet=args.quiet,
     )
@@ -129,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if "none" in results["methods"] and len(results["methods"]) > 1:
         print()
         print(paired_table(results))
+    if results.get("pending"):
+        print()
+        print(pending_line(results))
     if len(results["seeds"]) == 1:
         print(
             "\nOne seed: the differences above are one draw of the seed-to-seed noise and cannot tell whether a "
