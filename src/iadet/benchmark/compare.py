@@ -320,7 +320,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     results = aggregate(complete, seeds, splits, per_run, configs, base)
     results["primary"] = spec.primary
     if pending:
-        results["pending"] = {m: [s for s in seeds if s not in pending[m]] for m in pending}
+        results["pending"] = {m: [s for s in seeds if s not in pending[m]] for m in methods if m in pending}
     save_json_atomic(results, spec.output / "results.json")
     from iadet.benchmark.report import write_report
 

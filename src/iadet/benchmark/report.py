@@ -255,8 +255,8 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
                 power,
                 "",
                 f"On the primary metric, in points: sd(Δ) is the spread over seeds of the paired differences to "
-                f"`{BASELINE}`, ±95% the half-width of their interval — differences smaller than it cannot be told "
-                f"from seed noise with {len(results['seeds'])} seeds — and p the paired t-test's p-value, "
+                f"`{BASELINE}`, ±95% the half-width of their interval — with {len(results['seeds'])} seeds, a mean "
+                "difference must exceed it to exclude 0 — and p the paired t-test's p-value, "
                 f"Holm-adjusted over the {len(results['methods']) - 1} method(s) compared to `{BASELINE}` on that "
                 "split (with many methods, some unadjusted intervals exclude 0 by chance).",
                 "",
