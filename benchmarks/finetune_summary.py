@@ -50,6 +50,8 @@ def main(path: str = "benchmarks/results/finetune/results.json") -> None:
             ci = "" if share["ci_low"] is None else f" [{share['ci_low']:+.3f}, {share['ci_high']:+.3f}]"
             cells.append(f"{share['mean']:+.3f}{ci}")
         print(f"| `{method}` | " + " | ".join(cells) + " |")
+    for method, done in results.get("pending", {}).items():
+        print(f"\npending: `{method}` has {len(done)} of {len(seeds)} seeds ({', '.join(map(str, done)) or 'none'})")
 
 
 if __name__ == "__main__":
