@@ -51,7 +51,9 @@ def main(path: str = "benchmarks/results/finetune/results.json") -> None:
             cells.append(f"{share['mean']:+.3f}{ci}")
         print(f"| `{method}` | " + " | ".join(cells) + " |")
     for method, done in results.get("pending", {}).items():
-        print(f"\npending: `{method}` has {len(done)} of {len(seeds)} seeds ({', '.join(map(str, done)) or 'none'})")
+        print(
+            f"\npending: `{method}` has {len(done)} of {len(seeds)} seeds ({', '.join(map(str, done)) or 'none'})"
+        )
 
 
 if __name__ == "__main__":
