@@ -119,3 +119,36 @@ def test_power_table_gives_half_width_and_holm_adjusted_p(tmp_path: Path) -> Non
     assert (
         "## Seed spread and the smallest detectable effect" in report and "Holm-adjusted over the 2" in report
     )
+
+
+def test_part_reliance_is_drawn_with_intervals_over_seeds(tmp_path: Path, monkeypatch) -> None:
+    import iadet.benchmark.report as report_module
+
+    data = results({"none": {"cat": [0.5, 0.6, 0.7]}, "ia": {"cat": [0.6, 0.7, 0.8]}}, splits=("test",))
+    data["methods"]["none"]["parts"] = {
+        "top_drop": summarize([0.50, 0.52, 0.54]).to_json(),
+        "other_drop": summarize([0.10, 0.12, 0.14]).to_json(),
+        "top_share": summarize([0.60, 0.61, 0.62]).to_json(),
+    }
+    data["methods"]["ia"]["parts"] = {
+        "top_drop": summarize([0.4, 0.4, 0.4]).to_json()
+    }  # no other_drop: skipped
+    drawn = {}
+    real = report_module.plot_part_reliance
+
+    def spy(summaries, path):
+        drawn.update(summaries)
+        return real(summaries, path)
+
+    monkeypatch.setattr(report_module, "plot_part_reliance", spy)
+    report = write_report(data, tmp_path).read_text()
+    assert list(drawn) == ["none"]
+    # t(0.975, 2) = 4.303; std of 0.50, 0.52, 0.54 is 0.02
+    assert drawn["none"]["top_drop"]["ci95"] == pytest.approx(4.303 * 0.02 / 3**0.5, rel=1e-3)
+    assert "![part_reliance](part_reliance.png)" in report
+    assert (tmp_path / "part_reliance.png").stat().st_size > 1000
+
+
+def test_no_part_reliance_no_plot(tmp_path: Path) -> None:
+    report = write_report(results({"none": {"cat": [0.5, 0.6, 0.7]}}), tmp_path).read_text()
+    assert "part_reliance" not in report and not (tmp_path / "part_reliance.png").exists()

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from iadet.benchmark.stats import paired_difference, summarize
+from iadet.benchmark.stats import paired_difference, summarize, t_half_width
 
 
 def test_summary_uses_the_sample_std():
@@ -28,6 +28,12 @@ def test_paired_difference_by_hand():
 def test_single_seed_has_no_interval():
     d = paired_difference([0.6], [0.5])
     assert d.mean == pytest.approx(0.1) and d.ci_low is None and d.p_value is None and not d.significant
+
+
+def test_t_half_width_by_hand():
+    assert t_half_width(0.02, 3) == pytest.approx(4.302652729911275 * 0.02 / math.sqrt(3))
+    assert t_half_width(1.0, 5) == pytest.approx(2.7764451051977987 / math.sqrt(5))
+    assert t_half_width(1.0, 1) is None
 
 
 def test_lengths_must_match():

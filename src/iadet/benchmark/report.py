@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from iadet.benchmark.stats import holm_adjusted, paired_difference
+from iadet.benchmark.stats import holm_adjusted, paired_difference, t_half_width
 from iadet.figures import new_figure, save_figure
+from iadet.robustness.plots import plot_part_reliance
 
 BASELINE = "none"
 REPORT_DPI = 120
@@ -239,6 +240,27 @@ def per_class_table(results: dict[str, Any], split: str) -> str:
     return "\n".join(lines)
 
 
+def plot_parts(results: dict[str, Any], output: Path) -> Path | None:
+    """``part_reliance.png``: per method, the mean over seeds of the top part's drop, the other parts' and the
+    top part's share (:func:`iadet.robustness.plots.plot_part_reliance`), whiskers the 95% Student-t interval
+    over seeds (none with one seed); None when no method has part reliance."""
+    summaries: dict[str, dict[str, Any]] = {}
+    for m, entry in results["methods"].items():
+        parts = entry.get("parts") or {}
+        if parts.get("top_drop") is None or parts.get("other_drop") is None:
+            continue
+        summary: dict[str, Any] = {"objects": len(parts["top_drop"].get("runs") or [])}  # runs, not objects
+        for key in ("top_drop", "other_drop", "top_share"):
+            value = parts.get(key)
+            if value is not None:
+                n = len(value.get("runs") or [])
+                summary[key] = {"mean": value["mean"], "ci95": t_half_width(value.get("std") or 0.0, n)}
+        summaries[m] = summary
+    if not summaries:
+        return None
+    return plot_part_reliance(summaries, output / "part_reliance.png")
+
+
 def write_report(results: dict[str, Any], output: Path) -> Path:
     """Write ``report.md`` and the plots into ``output``; returns the report's path."""
     parts = ["# Comparison", "", results_table(results), ""]
@@ -304,6 +326,9 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
             "`none`, * when its 95% interval excludes 0 (`iadet analyze parts`).",
             "",
         ]
+        chart = plot_parts(results, output)
+        if chart is not None:
+            parts += [f"![{chart.stem}]({chart.name})", ""]
     robust = robustness_table(results)
     if robust:
         parts += ["## Robustness to corruptions", "", robust, ""]

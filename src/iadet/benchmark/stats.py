@@ -56,6 +56,14 @@ def summarize(values: Sequence[float]) -> Summary:
     return Summary(mean, std, values)
 
 
+def t_half_width(std: float, n: int, confidence: float = 0.95) -> float | None:
+    """Half-width of the Student-t interval of a mean of ``n`` values with sample std ``std``:
+    ``t(0.5 + confidence / 2, n - 1) · std / sqrt(n)``; None with fewer than 2 values."""
+    if n < 2:
+        return None
+    return float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+
+
 def paired_difference(
     method: Sequence[float], baseline: Sequence[float], confidence: float = 0.95
 ) -> PairedDifference:
@@ -67,7 +75,7 @@ def paired_difference(
     n = len(diffs)
     if n < 2:
         return PairedDifference(s.mean, s.std, n, None, None, None)
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * s.std / math.sqrt(n)
+    half = t_half_width(s.std, n, confidence)
     if s.std > 0:
         t = s.mean / (s.std / math.sqrt(n))
         p = float(2 * scipy_stats.t.sf(abs(t), n - 1))
