@@ -189,10 +189,12 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
     """Per detector: the mean drop of the ground-truth probability when the most relied-on part is
     hidden next to the mean of the other three (left), and the top part's share (right), with 95%
     intervals. ``summaries`` maps a label to :func:`iadet.robustness.part_reliance.summarize`'s dict.
-    9 x 4 inches, 100 dpi."""
-    figure = new_figure(9.0, 4.0)
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    9 x 4 inches, 100 dpi, wider and with slanted labels for more than four detectors."""
     labels = [label for label, s in summaries.items() if s.get("objects")]
+    many = len(labels) > 4
+    figure = new_figure(max(9.0, 0.75 * len(labels) + 3.0), 4.8 if many else 4.0)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    tick = {"fontsize": 8, "rotation": 45, "ha": "right", "rotation_mode": "anchor"} if many else {"fontsize": 8}
     x = list(range(len(labels)))
     width = 0.38
     for offset, key, name in (
@@ -202,7 +204,7 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
         means = [summaries[label][key]["mean"] for label in labels]
         errors = [summaries[label][key]["ci95"] or 0.0 for label in labels]
         left.bar([i + offset for i in x], means, width, yerr=errors, capsize=3, label=name)
-    left.set_xticks(x, labels, fontsize=8)
+    left.set_xticks(x, labels, **tick)
     left.set_ylabel("drop of p(ground-truth class) when hidden")
     left.axhline(0, color="black", linewidth=0.5)
     left.grid(axis="y", alpha=0.3)
@@ -217,7 +219,7 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
         color="tab:gray",
     )
     right.axhline(0.25, color="black", linewidth=0.8, linestyle="--")
-    right.set_xticks(x, labels, fontsize=8)
+    right.set_xticks(x, labels, **tick)
     right.set_ylim(0, 1)
     right.set_ylabel("top part's share of the drops (0.25 = even)")
     right.grid(axis="y", alpha=0.3)
