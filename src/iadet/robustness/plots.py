@@ -194,7 +194,9 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
     many = len(labels) > 4
     figure = new_figure(max(9.0, 0.75 * len(labels) + 3.0), 4.8 if many else 4.0)
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
-    tick = {"fontsize": 8, "rotation": 45, "ha": "right", "rotation_mode": "anchor"} if many else {"fontsize": 8}
+    tick = (
+        {"fontsize": 8, "rotation": 45, "ha": "right", "rotation_mode": "anchor"} if many else {"fontsize": 8}
+    )
     x = list(range(len(labels)))
     width = 0.38
     for offset, key, name in (
