@@ -5,6 +5,7 @@
 # batch at a time:
 #   METHODS=none,ia bash benchmarks/finetune_headline.sh        # ~3.5 min per run on 2 cores
 #   bash benchmarks/finetune_headline.sh                         # everything (13 methods x 5 seeds, ~4 h)
+#   SEEDS=6, bash benchmarks/finetune_headline.sh                # seed 6 alone (SEEDS=6 would be a count: 0-5)
 #   FINISHED_ONLY=1 bash benchmarks/finetune_headline.sh         # train nothing: tables from the finished runs
 # then commit benchmarks/results/finetune (weights and event files are git-ignored).
 set -euo pipefail

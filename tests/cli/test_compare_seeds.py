@@ -14,6 +14,7 @@ from iadet.errors import ConfigError
 def test_a_count_or_a_list():
     assert seed_list("5") == 5
     assert seed_list("0,1,2,5") == [0, 1, 2, 5]
+    assert seed_list("6,") == [6]  # one seed; "6" is a count
     for bad in ("0", "-1", "a,b", "1,-2", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             seed_list(bad)

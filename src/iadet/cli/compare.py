@@ -28,7 +28,7 @@ def _severities(text: str) -> list[int]:
 
 
 def seed_list(text: str) -> int | list[int]:
-    """``--seeds``: ``5`` (a count) or ``0,1,2,5`` (the seeds)."""
+    """``--seeds``: ``5`` (a count: seeds 0-4 from ``train.seed``) or ``0,1,2,5`` (the seeds; ``5,`` is seed 5 alone)."""
     if "," not in text:
         return positive_int(text)
     try:
@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seeds",
         type=seed_list,
         default=3,
-        help="seeds per method (a count from train.seed, default 3) or the seeds themselves: 0,1,2,5",
+        help="seeds per method (a count from train.seed, default 3) or the seeds themselves: 0,1,2,5 "
+        "(a single seed with a comma: 6,)",
     )
     p.add_argument(
         "--preset",
