@@ -42,7 +42,7 @@ def contrasts(results: dict) -> list[str]:
         diffs = [paired_difference(runs(methods[v]), runs(methods[c])) for v, c in pairs]
         for pair, d, p in zip(pairs, diffs, holm_adjusted([d.p_value for d in diffs])):
             cell = _cell(d, scale, digits)
-            cells[pair].append(f"{cell} · p {p:.2f}" if p is not None else cell)
+            cells[pair].append(f"{cell} · p {p:.3f}" if p is not None else cell)
     seeds = results["seeds"]
     lines = [
         f"IA minus its controls, paired by seed (seeds {seeds[0]}-{seeds[-1]}, n = {len(seeds)}): COCO AP (points) "
