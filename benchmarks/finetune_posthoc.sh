@@ -5,7 +5,7 @@
 # `asdn:pretrain_fraction=0` is the same ASDN with no frozen stage: the detector gets all 1,500 updates and the ASDN
 # learns only in the joint stage. The headline's finished `none` and `asdn` runs are reused through symlinks, so only
 # the control trains (~4 min per seed on 2 cores):
-#   bash benchmarks/finetune_posthoc.sh                 # seeds 0-4
+#   bash benchmarks/finetune_posthoc.sh                 # seeds 0-6, as the headline
 #   SEEDS=0,1 bash benchmarks/finetune_posthoc.sh       # a batch
 #   FINISHED_ONLY=1 bash benchmarks/finetune_posthoc.sh # tables from the finished runs
 set -euo pipefail
@@ -16,5 +16,5 @@ mkdir -p "$OUT/runs"
 for m in none asdn; do
     [ -e "$OUT/runs/$m" ] || ln -s "../../finetune/runs/$m" "$OUT/runs/$m"
 done
-"$IADET" compare --preset finetune --methods "none,asdn,asdn:pretrain_fraction=0" --seeds "${SEEDS:-0,1,2,3,4}" \
+"$IADET" compare --preset finetune --methods "none,asdn,asdn:pretrain_fraction=0" --seeds "${SEEDS:-0,1,2,3,4,5,6}" \
     --parts ${FINISHED_ONLY:+--finished-only} --output "$OUT"
