@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if len(results["seeds"]) == 1:
         print(
             "\nOne seed: the differences above are one draw of the seed-to-seed noise and cannot tell whether a "
-            "method helps (paired intervals need several seeds; the README's headline uses 5 or more: --seeds 5)."
+            "method helps (paired intervals need several seeds; the README's headline uses 7: --seeds 7)."
         )
     print(f"\nreport: {spec.output / 'report.md'}")
     return 0
