@@ -16,16 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from iadet.benchmark.report import interval_cell
 from iadet.benchmark.stats import holm_adjusted, paired_difference
 
 VARIANTS = ("ia", "ia-code")
 CONTROLS = ("ia:strategy=random", "random-dropout")
 SPLITS = ("test", "test_occluded", "test_erased")
-
-
-def _cell(d, scale: float, digits: int) -> str:
-    ci = "" if d.ci_low is None else f" [{scale * d.ci_low:+.{digits}f}, {scale * d.ci_high:+.{digits}f}]"
-    return f"{scale * d.mean:+.{digits}f}{ci}"
 
 
 def contrasts(results: dict) -> list[str]:
@@ -41,11 +37,11 @@ def contrasts(results: dict) -> list[str]:
     for runs, scale, digits in columns:
         diffs = [paired_difference(runs(methods[v]), runs(methods[c])) for v, c in pairs]
         for pair, d, p in zip(pairs, diffs, holm_adjusted([d.p_value for d in diffs])):
-            cell = _cell(d, scale, digits)
+            cell = interval_cell(d.to_json(), scale, digits)
             cells[pair].append(f"{cell} · p {p:.3f}" if p is not None else cell)
     seeds = results["seeds"]
     lines = [
-        f"IA minus its controls, paired by seed (seeds {seeds[0]}-{seeds[-1]}, n = {len(seeds)}): COCO AP (points) "
+        f"IA minus its controls, paired by seed (seeds {', '.join(map(str, seeds))}): COCO AP (points) "
         "with the 95% Student-t interval and the paired t-test's p, Holm-adjusted over the "
         f"{len(pairs)} contrasts of each column; the top part's share (`iadet analyze parts`) alike.",
         "",

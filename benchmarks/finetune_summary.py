@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from iadet.benchmark.report import interval_cell
+
 
 def _cell(summary: dict, scale: float = 100.0, digits: int = 1) -> str:
     return f"{scale * summary['mean']:.{digits}f} ± {scale * summary['std']:.{digits}f}"
@@ -38,17 +40,9 @@ def main(path: str = "benchmarks/results/finetune/results.json") -> None:
         paired = entry.get("paired_metrics_vs_none")
         if not paired:
             continue
-        cells = []
-        for split in ("test", "test_occluded", "test_erased"):
-            d = paired[split]["AP"]
-            ci = "" if d["ci_low"] is None else f" [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
-            cells.append(f"{100 * d['mean']:+.1f}{ci}")
+        cells = [interval_cell(paired[split]["AP"]) for split in ("test", "test_occluded", "test_erased")]
         share = entry.get("paired_parts_vs_none", {}).get("top_share")
-        if share is None:
-            cells.append("n/a")
-        else:
-            ci = "" if share["ci_low"] is None else f" [{share['ci_low']:+.3f}, {share['ci_high']:+.3f}]"
-            cells.append(f"{share['mean']:+.3f}{ci}")
+        cells.append("n/a" if share is None else interval_cell(share, 1.0, 3))
         print(f"| `{method}` | " + " | ".join(cells) + " |")
     for method, done in results.get("pending", {}).items():
         print(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from iadet.benchmark.report import per_class_delta_table, per_class_deltas, write_report
-from iadet.benchmark.stats import summarize
+from iadet.benchmark.report import interval_cell, per_class_delta_table, per_class_deltas, write_report
+from iadet.benchmark.stats import paired_difference, summarize
 
 
 def results(methods: dict[str, dict[str, list[float]]], splits=("test", "test_occluded")) -> dict:
@@ -152,3 +152,12 @@ def test_part_reliance_is_drawn_with_intervals_over_seeds(tmp_path: Path, monkey
 def test_no_part_reliance_no_plot(tmp_path: Path) -> None:
     report = write_report(results({"none": {"cat": [0.5, 0.6, 0.7]}}), tmp_path).read_text()
     assert "part_reliance" not in report and not (tmp_path / "part_reliance.png").exists()
+
+
+def test_interval_cell_scales_the_mean_and_its_interval() -> None:
+    d = paired_difference([0.56, 0.57, 0.55], [0.55, 0.55, 0.55]).to_json()
+    mean, low, high = 100 * d["mean"], 100 * d["ci_low"], 100 * d["ci_high"]
+    assert interval_cell(d) == f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+    assert interval_cell(d, 1.0, 3) == f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+    # one seed: no interval, the mean alone
+    assert interval_cell(paired_difference([0.6], [0.5]).to_json()) == "+10.0"

@@ -27,6 +27,17 @@ def _mark(d: dict[str, Any]) -> str:
     return " *" if _excludes_zero(d) else ""
 
 
+def interval_cell(d: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
+    """A paired difference (``PairedDifference.to_json()``) as ``+0.6 [-0.3, +1.4]``, scaled (100: points of a
+    fraction); the mean alone when there is no interval (one seed)."""
+    ci = (
+        ""
+        if d["ci_low"] is None
+        else f" [{scale * d['ci_low']:+.{digits}f}, {scale * d['ci_high']:+.{digits}f}]"
+    )
+    return f"{scale * d['mean']:+.{digits}f}{ci}"
+
+
 METRIC_NAMES = {"voc07": "VOC07", "voc": "VOC area", "AP": "AP", "AP50": "AP50", "AP75": "AP75"}
 METRIC_TITLES = {
     "voc07": "VOC07 11-point mAP",
