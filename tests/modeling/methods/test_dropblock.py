@@ -62,3 +62,28 @@ def test_bad_values_are_refused_at_load():
         method_params({"name": "dropblock", "drop_prob": 1.5})
     with pytest.raises(ConfigError, match="method.ramp"):
         method_params({"name": "dropblock", "ramp": "cosine"})
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_features_keep_their_scale(dtype):
+    # AMP on CUDA pools float16 features: the kept count of 512 RoIs x 256 x 7 x 7 overflows float16's
+    # 65504 and torchvision's drop_block2d scales everything by 0; the CPU reproduces it
+    torch.manual_seed(0)
+    method = build_method({"name": "dropblock", "ramp": "constant", "drop_prob": 0.1})
+    features = torch.ones(512, 256, 7, 7, dtype=dtype)
+    out = method(features, torch.zeros(512, dtype=torch.long), None, _batch(512)).features
+    assert out.dtype == dtype
+    kept = (out != 0).float().mean().item()
+    assert 0.85 < kept < 0.95
+    assert out.float().mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_float32_features_are_torchvisions_result_bit_for_bit():
+    from torchvision.ops import drop_block2d
+
+    method = build_method({"name": "dropblock", "ramp": "constant", "drop_prob": 0.2})
+    features = torch.rand(16, 8, 7, 7) + 0.1
+    torch.manual_seed(3)
+    ours = method(features, torch.zeros(16, dtype=torch.long), None, _batch(16)).features
+    torch.manual_seed(3)
+    assert torch.equal(ours, drop_block2d(features, 0.2, 3, training=True))

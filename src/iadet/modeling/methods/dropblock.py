@@ -8,10 +8,16 @@ Attention nothing guides where the blocks fall; unlike A-Fast-RCNN's ``random-dr
 RoI, foreground or background, is affected and each channel gets its own blocks, as DropBlock
 in a network's feature maps. Randomness comes from the global RNG, whose state the checkpoints
 keep (an interrupted run resumes exactly).
+
+Under mixed precision the mask and its scale are computed in float32 and the result cast back:
+``drop_block2d`` sums the kept cells in the input's dtype, and in float16 that sum (0.9 x 512 RoIs
+x 256 x 7 x 7 = 5.8 million) overflows 65504, so the scale ``count / (eps + inf)`` is 0 and every
+feature would be zeroed.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torchvision.ops import drop_block2d
 
@@ -42,4 +48,16 @@ class DropBlock(RoIMethod, params=DropBlockParams):
         if p <= 0.0 or features.numel() == 0:
             return RoIOutput(features, stats={"dropblock_p": p})
         size = block_size_for(min(features.shape[-2:]), self.params.block_size)
-        return RoIOutput(drop_block2d(features, p, size, training=True), stats={"dropblock_p": p})
+        return RoIOutput(drop_block(features, p, size), stats={"dropblock_p": p})
+
+
+def drop_block(features: Tensor, p: float, block_size: int) -> Tensor:
+    """``drop_block2d(features, p, block_size)`` on ``(N, C, H, W)`` features of any floating dtype.
+
+    float32 and float64 go to torchvision as they are (bit for bit its result); float16 and
+    bfloat16 are dropped and rescaled in float32, then cast back to their dtype, so the scale
+    ``count / count_kept`` neither overflows (float16) nor loses its digits (bfloat16).
+    """
+    if features.dtype in (torch.float32, torch.float64):
+        return drop_block2d(features, p, block_size, training=True)
+    return drop_block2d(features.float(), p, block_size, training=True).to(features.dtype)
