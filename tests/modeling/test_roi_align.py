@@ -77,3 +77,28 @@ def test_other_pools_and_no_grad_use_the_module_itself():
             return torch.ones(1)
 
     assert torch.equal(pool_box_features(Pool(), {"0": torch.zeros(1, 1, 2, 2)}, [], []), torch.ones(1))
+
+
+@pytest.mark.parametrize("ratio", [2, 0])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_low_precision_features_pool_at_the_float32_coordinates(ratio, autocast):
+    # bfloat16 features (CPU autocast, or a bfloat16 model): the boxes must stay where they are.
+    # In bfloat16 613.7 is 612.0, so pooling at coordinates cast to the features' dtype moves far boxes
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 8, 160, 160, generator=g).bfloat16()  # stride 4 of a 640 x 640 image
+    boxes = torch.tensor([[601.3, 589.9, 637.7, 631.1], [413.7, 517.3, 613.7, 570.9], [3.3, 5.1, 40.2, 33.3]])
+    pool = MultiScaleRoIAlign(["0"], 7, ratio)
+    a = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ours = multiscale_roi_align(pool, OrderedDict([("0", a)]), [boxes], [(640, 640)])
+    assert ours.dtype == torch.bfloat16
+    b = x.float().requires_grad_(True)
+    reference = roi_align(b, [boxes], (7, 7), 1 / 4, ratio)
+    # within bfloat16's rounding of the pooled values (|x| < 5: spacing <= 1/32)
+    assert torch.allclose(ours.float(), reference, rtol=0, atol=2**-5)
+    assert (ours.float() - reference).abs().mean() < 2**-8
+    w = torch.randn(reference.shape, generator=g)
+    (ours.float() * w).sum().backward()
+    (reference * w).sum().backward()
+    assert a.grad.dtype == torch.bfloat16
+    assert torch.allclose(a.grad.float(), b.grad, rtol=0, atol=2**-5 * b.grad.abs().max().item())

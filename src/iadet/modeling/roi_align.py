@@ -10,6 +10,11 @@ own sampling rules (``aligned``, a fixed ``sampling_ratio > 0``; the adaptive ``
 uses torchvision's backward). The gradient is the same sum in another order: equal to float32
 rounding, not bit for bit, and deterministic.
 
+The RoI coordinates stay float32 whatever the features' dtype: in bfloat16 a box edge at 613.7
+pixels is 612.0 (and 613.5 in float16), so casting them to the features' dtype under autocast
+would move the boxes. bfloat16/float16 features are pooled in float32 (as torchvision's autocast
+wrapper of ``roi_align`` does; its CPU kernel has no bfloat16) and the result and gradient cast back.
+
 :func:`multiscale_roi_align` is ``MultiScaleRoIAlign.forward`` with it, used by
 :class:`~iadet.modeling.roi_heads.HookedRoIHeads` in training on the CPU. On a GPU and at inference
 the pooling is torchvision's own; the model's modules and keys are unchanged.
@@ -76,35 +81,41 @@ def sample_points(
 
 class RoIAlignFunction(torch.autograd.Function):
     """``torchvision.ops.roi_align(input, rois, (oh, ow), spatial_scale, sampling_ratio, aligned)``
-    with the channel-vectorised backward. ``input`` ``(B, C, H, W)``, ``rois`` ``(K, 5)`` -> ``(K, C, oh, ow)``."""
+    with the channel-vectorised backward. ``input`` ``(B, C, H, W)`` of any floating dtype, ``rois`` ``(K, 5)``
+    float32 (float64 for float64 ``input``) -> ``(K, C, oh, ow)`` in ``input``'s dtype, computed in ``rois``'."""
 
     @staticmethod
     def forward(ctx, input, rois, spatial_scale, oh, ow, sampling_ratio, aligned):  # noqa: D102
+        # ``rois`` come float32 (float64 for float64 features): the pooling runs in their dtype
         ctx.save_for_backward(rois)
-        ctx.args = (input.shape, spatial_scale, oh, ow, sampling_ratio, aligned)
-        return roi_align(input, rois, (oh, ow), spatial_scale, sampling_ratio, aligned)
+        ctx.args = (input.shape, input.dtype, spatial_scale, oh, ow, sampling_ratio, aligned)
+        out = roi_align(input.to(rois.dtype), rois, (oh, ow), spatial_scale, sampling_ratio, aligned)
+        return out.to(input.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
         (rois,) = ctx.saved_tensors
-        (b, c, h, w), spatial_scale, oh, ow, ratio, aligned = ctx.args
+        (b, c, h, w), dtype, spatial_scale, oh, ow, ratio, aligned = ctx.args
+        grad_out = grad_out.to(rois.dtype)
         if ratio <= 0:  # adaptive sampling: a different sample count per RoI
             grad = torch.ops.torchvision._roi_align_backward(
                 grad_out.contiguous(), rois, spatial_scale, oh, ow, b, c, h, w, ratio, aligned
             )
-            return grad, None, None, None, None, None, None
+            return grad.to(dtype), None, None, None, None, None, None
         index, weights = sample_points(rois, spatial_scale, oh, ow, ratio, aligned, h, w)
         index = index + (rois[:, 0].long() * (h * w))[:, None, None]
         g = grad_out.reshape(rois.shape[0], c, oh * ow).transpose(1, 2)  # (K, P, C)
-        rows = (weights.to(g.dtype)[..., None] * g[:, :, None, :]).reshape(-1, c)
+        rows = (weights[..., None] * g[:, :, None, :]).reshape(-1, c)
         grad = torch.zeros(b * h * w, c, dtype=grad_out.dtype, device=grad_out.device)
         grad.index_add_(0, index.reshape(-1), rows)
-        return grad.view(b, h, w, c).permute(0, 3, 1, 2).contiguous(), None, None, None, None, None, None
+        grad = grad.view(b, h, w, c).permute(0, 3, 1, 2).contiguous().to(dtype)
+        return grad, None, None, None, None, None, None
 
 
 def _roi_align(input: Tensor, rois: Tensor, output_size: list[int], scale: float, ratio: int) -> Tensor:
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
-    return RoIAlignFunction.apply(input, rois.to(input.dtype), scale, oh, ow, ratio, False)
+    coords = torch.float64 if input.dtype == torch.float64 else torch.float32  # never the features' bf16/fp16
+    return RoIAlignFunction.apply(input, rois.to(coords), scale, oh, ow, ratio, False)
 
 
 def multiscale_roi_align(
