@@ -206,7 +206,8 @@ def test_console_script_entry_point_function(installed: Path, tmp_path: Path):
 
 
 def test_release_files_name_this_version():
-    """CITATION.cff and CHANGELOG.md are bumped with iadet.__version__, and the citation names both papers."""
+    """CITATION.cff, CHANGELOG.md and the README's BibTeX are bumped with iadet.__version__, and the citation
+    names both papers."""
     import yaml
 
     version = iadet.__version__
@@ -224,3 +225,5 @@ def test_release_files_name_this_version():
         f"CHANGELOG.md has no '## [{version}] - YYYY-MM-DD' entry"
     )
     assert citation["date-released"] in changelog.split(f"## [{version}]")[1].splitlines()[0]
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"^\s*version\s*=\s*\{([^}]*)\}", readme, re.M) == [version], "README's @software entry"
