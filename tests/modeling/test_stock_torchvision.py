@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -202,11 +203,31 @@ def test_export_torchvision_command(shared_voc: Path, tmp_path: Path):
     assert namespace["model"].roi_heads.box_predictor.cls_score.out_features == 3
 
 
-def test_stock_code_builds_the_same_model():
+def _as_if_saved_on_a_gpu(path: Path) -> None:
+    """Rewrite a ``torch.save`` file's storage locations from ``cpu`` to ``cuda:0`` (what a GPU run
+    writes), so that a CPU-only machine can check it loads with ``map_location``."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info.filename)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for info, data in entries:
+            if info.filename.endswith("/data.pkl"):
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            z.writestr(info, data)
+
+
+def test_stock_code_builds_the_same_model_and_loads_gpu_weights_on_the_cpu(tmp_path: Path):
     code = stock_code("mobilenet_v3_fpn", "faster_rcnn", 5, frozen_bn=False, settings={"min_size": 320})
-    code = code.replace("model.load_state_dict(torch.load('WEIGHTS', weights_only=True), strict=True)\n", "")
-    namespace: dict = {}
-    exec(compile(code, "note", "exec"), namespace)
+    assert "torch.load('WEIGHTS', map_location='cpu', weights_only=True)" in code
     ours = build_model(ModelConfig(backbone="mobilenet_v3_fpn", min_size=320), 5)
-    namespace["model"].load_state_dict(ours.state_dict(), strict=True)
+    weights = tmp_path / "weights.pth"
+    torch.save(ours.state_dict(), weights)
+    if not torch.cuda.is_available():
+        _as_if_saved_on_a_gpu(weights)
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(weights, weights_only=True)  # what the snippet did without map_location
+    namespace: dict = {}
+    exec(compile(code.replace("'WEIGHTS'", repr(str(weights))), "note", "exec"), namespace)
     assert namespace["model"].transform.min_size == (320,)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(namespace["model"].state_dict()[key], value), key

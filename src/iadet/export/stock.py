@@ -78,7 +78,8 @@ def stock_code(
     settings: Mapping[str, Any] | None = None,
 ) -> str:
     """Python that builds :func:`stock_detector`'s model and loads a state dict into it (``settings``:
-    the detector keyword arguments to write out, e.g. the run's ``min_size``)."""
+    the detector keyword arguments to write out, e.g. the run's ``min_size``). The weights load on the
+    CPU (``map_location='cpu'``, ``weights_only=True``) wherever they were saved; ``model.to(device)`` after."""
     _check(backbone, detector)
     extra = "".join(f", {k}={v!r}" for k, v in (settings or {}).items())
     cls = "MaskRCNN" if detector == "mask_rcnn" else "FasterRCNN"
@@ -112,5 +113,7 @@ def stock_code(
                 f"# the same: torchvision.models.detection.{short}(weights=None, weights_backbone=None, "
                 f"num_classes={num_classes})"
             )
-    lines += ["model.load_state_dict(torch.load('WEIGHTS', weights_only=True), strict=True)", "model.eval()"]
+    # map_location: weights saved from a GPU run load on a CPU-only machine too
+    load = "torch.load('WEIGHTS', map_location='cpu', weights_only=True)"
+    lines += [f"model.load_state_dict({load}, strict=True)", "model.eval()"]
     return "\n".join(lines) + "\n"
