@@ -93,7 +93,9 @@ def predict(
     local: Predictions = {}
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
     for images, targets in bar:
-        images = [im.to(device, non_blocking=True) for im in images]
+        # a plain copy: the loader does not pin memory, and non_blocking from pageable memory only
+        # looks asynchronous (nothing a CPU test can observe either way)
+        images = [im.to(device) for im in images]
         if proposals is not None:
             boxes = [proposals.for_record(records[int(t["image_id"])]) for t in targets]
             outputs = model(images, proposals=[torch.from_numpy(b).to(device) for b in boxes])
