@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from iadet.engine.checkpoint import check_plain, load_file, rng_state, save_atomic, set_rng_state
+from iadet.engine.checkpoint import (
+    check_plain,
+    load_file,
+    load_scaler_state,
+    resume_rng_state,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from iadet.errors import CheckpointError, TrainingError
 
 
@@ -70,3 +78,60 @@ def test_rng_state_round_trip_is_plain_and_exact():
 def test_check_plain_rejects_objects():
     with pytest.raises(TypeError, match="is not a plain type"):
         check_plain({"x": object()})
+
+
+def _gpu_scaler(monkeypatch) -> torch.amp.GradScaler:
+    """The scaler a CUDA run with ``train.amp=true`` builds, on this CPU-only torch (which would
+    otherwise warn and disable it): enabled, with its lazily created scale not made yet."""
+    monkeypatch.setattr(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False)
+    scaler = torch.amp.GradScaler("cuda", enabled=True)
+    assert scaler.is_enabled()
+    return scaler
+
+
+def test_a_cpu_runs_scaler_state_resumes_on_a_gpu(tmp_path: Path, monkeypatch):
+    # a CPU run saves its disabled scaler's state, {} (AMP is CUDA-only), even with train.amp=true
+    path = tmp_path / "ck.pth"
+    save_atomic({"scaler": torch.amp.GradScaler("cuda", enabled=False).state_dict()}, path)
+    saved = load_file(path)["scaler"]
+    assert saved == {}
+    scaler = _gpu_scaler(monkeypatch)
+    with pytest.raises(RuntimeError, match="source state dict is empty"):
+        scaler.load_state_dict(saved)  # what resuming on a GPU did
+    assert load_scaler_state(scaler, saved) is False
+    assert scaler.get_scale() == 2.0**16  # a fresh scaler, as a new run's
+
+
+def test_a_gpu_runs_scaler_state_is_loaded_and_ignored_on_the_cpu(monkeypatch):
+    saved = {
+        "scale": 1024.0,
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 7,
+    }
+    scaler = _gpu_scaler(monkeypatch)
+    assert load_scaler_state(scaler, saved) is True
+    assert scaler.get_scale() == 1024.0 and scaler.state_dict()["_growth_tracker"] == 7
+    disabled = torch.amp.GradScaler("cuda", enabled=False)
+    assert load_scaler_state(disabled, saved) is True and disabled.state_dict() == {}
+
+
+def test_each_rank_resumes_its_own_rng_state():
+    states = [{"rank": 0}, {"rank": 1}]
+    assert resume_rng_state(states, 1, 2) == ({"rank": 1}, None)
+    assert resume_rng_state({"rank": 0}, 0, 1) == ({"rank": 0}, None)  # a one-process run saves one dict
+
+
+def test_more_ranks_than_saved_get_fresh_seeds_with_a_warning():
+    # rng[rank] raised IndexError for rank 2 of a 2-process checkpoint
+    states = [{"rank": 0}, {"rank": 1}]
+    for rank in range(4):
+        state, warning = resume_rng_state(states, rank, 4)
+        assert state == (states[rank] if rank < 2 else None)
+        assert "saved by 2 process(es) and resumes with 4" in warning and "ranks 2-3 are seeded" in warning
+        assert "not exactly" in warning and "\n" not in warning
+    state, warning = resume_rng_state({"rank": 0}, 1, 2)
+    assert state is None and "rank 1 is seeded from train.seed + rank" in warning
+    state, warning = resume_rng_state(states, 0, 1)
+    assert state == {"rank": 0} and "the saved RNG state of rank 1 is unused" in warning

@@ -8,17 +8,23 @@ a checkpoint from a stranger cannot run code::
      "model": state_dict, "optimizer": ..., "scheduler": ..., "scaler": ...,
      "adversary": {"name", "state", "optimizer", "extra"} | None,
      "progress": {"iteration", "epoch", "batch_in_epoch"},
-     "rng": {"torch", "cuda", "numpy", "python"},
+     "rng": {"torch", "cuda", "numpy", "python"} (one process) | [one such dict per rank] (DDP),
      "config": {...}, "classes": [...]}
 
 Saving writes a temporary file in the same directory, flushes and fsyncs it, then renames it
 over the target, so a crash or ``SIGKILL`` mid-save leaves the previous file intact; a full
 disk is reported and the previous checkpoint kept.
+
+A checkpoint resumes on another device or number of processes: the AMP scaler of a CPU run (saved
+empty: AMP is CUDA-only) leaves a fresh scaler on a GPU (:func:`load_scaler_state`), and ranks the
+saved run did not have get fresh seeds (:func:`resume_rng_state`). Only the same device and number
+of processes continue exactly.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,6 +38,8 @@ __all__ = [
     "check_plain",
     "is_training_checkpoint",
     "load_file",
+    "load_scaler_state",
+    "resume_rng_state",
     "rng_state",
     "save_atomic",
     "set_rng_state",
@@ -76,6 +84,55 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+
+
+def resume_rng_state(
+    saved: dict[str, Any] | list[dict[str, Any]], rank: int, world: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """This rank's RNG state from a checkpoint's ``rng``, and a warning when the process count changed.
+
+    Args:
+        saved: ``checkpoint["rng"]``: one :func:`rng_state` dict (a one-process run) or a list of
+            them, one per rank of the run that saved it.
+        rank, world: this process's rank and the number of processes now.
+    Returns:
+        ``(state, warning)``: ``state`` is ``None`` for a rank the saved run did not have (the caller
+        seeds it afresh, from ``train.seed + rank``); ``warning`` is a one-line message when
+        ``world`` differs from the saved run's, else ``None``. Such a resume continues the run but
+        not exactly as an uninterrupted one would have (each rank's share of the batch and its random
+        draws differ), and the message says so.
+    """
+    states = saved if isinstance(saved, list) else [saved]
+    state = states[rank] if rank < len(states) else None
+    if len(states) == world:
+        return state, None
+    if world > len(states):
+        change = f"{_ranks(len(states), world)} seeded from train.seed + rank"
+    else:
+        change = f"the saved RNG state of {_ranks(world, len(states))} unused"
+    warning = (
+        f"the checkpoint was saved by {len(states)} process(es) and resumes with {world}: {change}; "
+        f"the run continues but not exactly as it would have (resume with {len(states)} for that)"
+    )
+    return state, warning
+
+
+def _ranks(first: int, end: int) -> str:
+    return f"rank {first} is" if end - first == 1 else f"ranks {first}-{end - 1} are"
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: Mapping[str, Any]) -> bool:
+    """Load a checkpoint's AMP scaler state into ``scaler``; True when something was loaded.
+
+    A disabled scaler saves ``{}``: every CPU run does, even with ``train.amp=true`` (AMP is CUDA-only).
+    Resuming such a run on a GPU enables the scaler, whose ``load_state_dict({})`` raises ("The source
+    state dict is empty"); here it stays fresh instead (initial scale 2**16, as a new run's). A
+    disabled scaler ignores any state (a GPU run resumed on the CPU).
+    """
+    if not state:
+        return False
+    scaler.load_state_dict(dict(state))
+    return True
 
 
 def is_training_checkpoint(obj: Any) -> bool:

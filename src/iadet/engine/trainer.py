@@ -38,7 +38,16 @@ from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler, sample_keys, shard
 from iadet.engine import distributed as dist
-from iadet.engine.checkpoint import FORMAT, VERSION, load_file, rng_state, save_atomic, set_rng_state
+from iadet.engine.checkpoint import (
+    FORMAT,
+    VERSION,
+    load_file,
+    load_scaler_state,
+    resume_rng_state,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from iadet.engine.hooks import (
     Checkpointer,
     Interrupted,
@@ -280,12 +289,17 @@ class _Run:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(checkpoint["scheduler"])
-            scaler.load_state_dict(checkpoint["scaler"])
+            load_scaler_state(scaler, checkpoint["scaler"])  # a CPU run's is empty: fresh on a GPU
             progress = checkpoint["progress"]
             start_iter = int(progress["iteration"])
             start_epoch, start_batch = int(progress["epoch"]), int(progress["batch_in_epoch"])
-            rng = checkpoint["rng"]
-            set_rng_state(rng[dist.rank()] if isinstance(rng, list) else rng)
+            rng, warning = resume_rng_state(checkpoint["rng"], dist.rank(), world)
+            if warning and self.main:
+                print(f"iadet: warning: {self.ckpt_path}: {warning}", file=sys.stderr, flush=True)
+            if rng is None:  # a rank the saved run did not have
+                _seed_everything(tcfg.seed + dist.rank())
+            else:
+                set_rng_state(rng)
 
         self.model = model
         if world > 1:
