@@ -87,3 +87,89 @@ def test_a_dead_worker_ends_the_job_instead_of_hanging(ddp_data: Path, tmp_path:
     finally:
         proc.kill()
     assert proc.returncode != 0
+
+
+def _torchrun(script: Path, *args: str, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IADET_DIST_TIMEOUT": "60"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return subprocess.run(
+        [*cmd, str(script), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+FINITE_CHECK = """
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from iadet.engine import distributed as dist
+from iadet.engine.trainer import _Run
+from iadet.errors import TrainingError
+
+dist.init_from_env("cpu")
+run = _Run.__new__(_Run)  # only what the check reads
+run.model, run.ckpt_path = nn.Linear(2, 2), Path(sys.argv[1]) / "checkpoint.pth"
+if dist.rank() == int(sys.argv[2]):
+    with torch.no_grad():
+        run.model.weight[0, 0] = float("nan")
+try:
+    run._check_finite_weights("iteration 7")
+    verdict = "passed"
+except TrainingError as exc:
+    verdict = str(exc)
+(Path(sys.argv[1]) / f"rank{dist.rank()}.txt").write_text(verdict)  # one file each: no interleaved lines
+dist.barrier()  # a rank that did not raise would go on to the next collective: here, it meets the others
+dist.cleanup()
+"""
+
+
+@pytest.mark.parametrize("bad_rank", [0, 1])
+def test_non_finite_weights_on_one_rank_stop_every_rank(tmp_path: Path, bad_rank: int):
+    script = tmp_path / "check.py"
+    script.write_text(FINITE_CHECK)
+    done = _torchrun(script, str(tmp_path), str(bad_rank))
+    assert done.returncode == 0, done.stderr[-2000:]
+    for rank in (0, 1):
+        verdict = (tmp_path / f"rank{rank}.txt").read_text()
+        assert f"weight holds NaN or infinity on rank {bad_rank}" in verdict and "none saved" in verdict, rank
+
+
+def test_the_process_group_is_destroyed_when_a_run_ends(monkeypatch, tmp_path: Path):
+    from iadet.cli import main
+    from iadet.engine import distributed, trainer
+    from iadet.errors import TrainingError
+
+    calls = []
+    monkeypatch.setattr(distributed, "cleanup", lambda: calls.append("cleanup"))
+
+    def fail(*args, **kwargs):
+        raise TrainingError("boom")
+
+    monkeypatch.setattr(trainer, "train", fail)
+    assert main(["train", "--config", "quick", "--output", str(tmp_path / "run")]) != 0
+    assert calls == ["cleanup"]
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: trainer.TrainResult(Path("x"), 3, False))
+    assert main(["train", "--config", "quick", "--output", str(tmp_path / "run")]) == 0
+    assert calls == ["cleanup", "cleanup"]
+
+
+def test_a_one_process_checkpoint_resumes_with_two_processes(ddp_data: Path, tmp_path: Path):
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    first = subprocess.run(
+        _cmd(ddp_data, out, 1, iters=2), capture_output=True, text=True, env=env, timeout=600
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    resume = _cmd(ddp_data, out, 2, iters=4) + ["--resume", "--force"]
+    second = subprocess.run(resume, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    warnings = [line for line in second.stderr.splitlines() if line.startswith("iadet: warning:")]
+    assert len(warnings) == 1  # rank 0 only
+    assert "saved by 1 process(es) and resumes with 2" in warnings[0] and "not exactly" in warnings[0]
+    assert len(_losses(out)) == 4

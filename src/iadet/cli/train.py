@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iadet.config import load_config
+    from iadet.engine.distributed import cleanup
     from iadet.engine.trainer import train
 
     overrides = overrides_with_data(args)
@@ -33,5 +34,8 @@ def run(args: argparse.Namespace) -> int:
         args.config = str(Path(args.output) / "config.yaml")
     config = load_config(args.config, overrides)
     output = output_dir(args.output or f"runs/{Path(args.config or 'default').stem}-{config.method.name}")
-    result = train(config, output, resume=args.resume, force=args.force, quiet=args.quiet)
+    try:
+        result = train(config, output, resume=args.resume, force=args.force, quiet=args.quiet)
+    finally:
+        cleanup()  # the process group train() set up under torchrun, destroyed on success and on error
     return 0 if result.interrupted or result.iterations >= 0 else 1

@@ -374,7 +374,9 @@ class _Run:
 
     # --- outputs ----------------------------------------------------------------------------
     def _save_checkpoint(self, iteration: int, epoch: int, batch_in_epoch: int) -> None:
+        """Every rank calls it (two collectives: the RNG states, the weight check); rank 0 writes."""
         rngs = dist.all_gather_object(rng_state())
+        self._check_finite_weights(f"iteration {iteration}")
         if not self.main:
             return
         t = self.trainer
@@ -391,18 +393,34 @@ class _Run:
             "config": self.config.to_dict(),
             "classes": list(self.train_split.classes),
         }
-        self._check_finite_weights(f"iteration {iteration}")
         save_atomic(state, self.ckpt_path)
 
     def _check_finite_weights(self, when: str) -> None:
-        """Refuse to save weights holding NaN or infinity (the last good checkpoint stays)."""
-        for name, value in self.model.state_dict().items():
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                kept = "the last good checkpoint is kept" if self.ckpt_path.exists() else "none saved"
-                raise TrainingError(
-                    f"the weights are not finite at {when} ({name} holds NaN or infinity): "
-                    f"not saved, {kept}; lower train.lr or set train.clip_grad_norm"
-                )
+        """Refuse to save weights holding NaN or infinity (the last good checkpoint stays).
+
+        Collective: every rank checks its own weights and learns every other rank's verdict, so all
+        raise together. (Were only rank 0 to raise, the others would wait for it in their next
+        collective until ``IADET_DIST_TIMEOUT``.)
+        """
+        bad = next(
+            (
+                name
+                for name, value in self.model.state_dict().items()
+                if value.is_floating_point() and not bool(torch.isfinite(value).all())
+            ),
+            None,
+        )
+        verdicts = dist.all_gather_object(bad)
+        culprit = next(((rank, name) for rank, name in enumerate(verdicts) if name is not None), None)
+        if culprit is None:
+            return
+        rank, name = culprit
+        where = f" on rank {rank}" if len(verdicts) > 1 else ""
+        kept = "the last good checkpoint is kept" if self.ckpt_path.exists() else "none saved"
+        raise TrainingError(
+            f"the weights are not finite at {when} ({name} holds NaN or infinity{where}): "
+            f"not saved, {kept}; lower train.lr or set train.clip_grad_norm"
+        )
 
     def _finish(self) -> TrainResult:
         t = self.trainer
@@ -416,8 +434,8 @@ class _Run:
                     flush=True,
                 )
             return TrainResult(self.output, t.iter, interrupted=True)
+        self._check_finite_weights("the end of training")  # collective: every rank raises
         if self.main:
-            self._check_finite_weights("the end of training")
             save_atomic(self.model.state_dict(), self.output / "model_final.pth")
         evaluation = None
         if self.config.train.eval_at_end:
