@@ -119,7 +119,9 @@ class TrainConfig:
     seed: int = 0
     """Seeds initialisation, data order, flips and every sampling draw."""
     deterministic: bool = False
-    """Deterministic algorithms and one thread order: bit-identical reruns and resumes on CPU."""
+    """Deterministic algorithms and one thread order: bit-identical reruns and resumes on CPU. On CUDA
+    slower and only partly deterministic: RoIAlign becomes torchvision's compiled Python version (in
+    evaluation too), RoIPool and ``grid_sample`` stay non-deterministic (docs/gpu.md)."""
     log_every: int = 20
     """Iterations between rows of ``metrics.jsonl`` (and TensorBoard points)."""
     checkpoint_every: int = 500
