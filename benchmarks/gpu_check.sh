@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# The GPU check (about 3-4 minutes on one H100-class GPU): ResNet-50-FPN Faster R-CNN at 800 px with
-# AMP, none / ia / ia-code / asdn+astn, 250 iterations each on the built-in quick data; images/s, peak
-# memory and the overhead ratios to none -> benchmarks/results/gpu/{summary,none,ia,ia-code,asdn_astn}.json
+# The GPU check, one command (about 5-9 minutes on one H100; at most 9 by its own budget):
 #
-#   bash benchmarks/gpu_check.sh                     # on a machine with a GPU
-#   bash benchmarks/gpu_check.sh --dry --output DIR  # CPU check of the script (tiny backbone, 4 iterations)
+#   bash benchmarks/gpu_check.sh                     # on a machine with a GPU (no internet needed)
+#   bash benchmarks/gpu_check.sh --dry --output DIR  # CPU check of the script (tiny sizes, about a minute)
 #
-# Extra arguments go to benchmarks/gpu_check.py (--iters, --methods, --data, --output ...).
+# Does every method train under AMP with finite losses (R50-FPN, VGG16 + RoIPool, Mask R-CNN, R101-C4,
+# frozen BatchNorm, VOC/COCO-shape images); images/s and peak memory of none / ia / ia-code / asdn+astn and
+# IA's ratio against its FLOP floor; iadet's none against a plain torchvision loop; inference identical to
+# torchvision's; a CPU run resumed on the GPU; torchrun. Each item has its own time budget and status
+# (pass / fail / skip with the error's one line); one failure does not stop the others.
+# Writes benchmarks/results/gpu/{summary.json,report.md,logs/,runs/} (see benchmarks/results/gpu/README.md).
+# Exit status: 0 all items passed or were skipped, 1 an item failed, 2 no GPU (without --dry).
+#
+# Extra arguments go to benchmarks/gpu_check.py (--items, --methods, --budget, --budget-scale, --output ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 if [[ " $* " != *" --dry "* ]]; then
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
-    echo "gpu_check.sh: no CUDA device visible to torch (use --dry for the CPU check)" >&2; exit 2; }
+    echo "gpu_check.sh: no CUDA device visible to torch (use --dry for the CPU check of the script)" >&2; exit 2; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
-  # the built-in data is generated once (cached), before any timing
-  "$PY" -c "from iadet.data.catalog import builtin_root; print('data:', builtin_root('quick'))"
 fi
+export GPU_CHECK_COMMAND="bash benchmarks/gpu_check.sh${*:+ $*}"
+export PYTHONUNBUFFERED=1
 exec "$PY" benchmarks/gpu_check.py "$@"
