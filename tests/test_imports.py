@@ -26,6 +26,7 @@ LAYERS = {
     "export": 5,
     "benchmark": 6,
     "cli": 7,
+    "transforms": 8,
     "__main__": 8,
     "__init__": 8,
 }
