@@ -91,12 +91,21 @@ def fingerprint(method: str, extra: list[str], root: Path, out: Path, iters: int
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [{k: v for k, v in r.items() if k not in ("time", "data_time")} for r in rows]
     adversary = checkpoint.get("adversary") or {}
+    state = dict(adversary.get("state", {}))
+    # the method's training state (clock, optimiser, stage) rides in its state_dict's _extra_state;
+    # the digests keep the layout they had before (parameters; stage boundaries with the hooks' extra)
+    training = state.pop("_extra_state", {})
+    extra = {k: training[k] for k in STAGE_KEYS if k in training} | adversary.get("extra", {})
     return {
         "weights": _digest(final),
-        "adversary": _digest(adversary.get("state", {})),
-        "extra": _digest(adversary.get("extra", {})),
+        "adversary": _digest(state),
+        "extra": _digest(extra),
         "metrics": _digest(losses),
     }
+
+
+STAGE_KEYS = ("stage", "bounds", "schedule")
+"""The keys of A-Fast-RCNN's training state that the ``extra`` digest covers."""
 
 
 def main() -> int:

@@ -94,6 +94,14 @@ def tiny_overrides(root: Path, out_iters: int = 4) -> list[str]:
     ]
 
 
+def at_step(method, iteration: int, max_iters: int) -> None:
+    """Put a method at training step ``iteration`` of a run of ``max_iters``, as its first forward of
+    that step does (:meth:`iadet.modeling.methods.RoIMethod.begin_step`)."""
+    method.max_iters = max_iters
+    method.set_iteration(iteration)
+    method.begin_step()
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

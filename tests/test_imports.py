@@ -1,7 +1,7 @@
 """The package's import graph: no circles, and each layer imports only from the layers below it.
 
 config -> data -> (evaluation, modeling) -> engine -> (robustness, visualization, export) -> benchmark -> cli,
-with errors / events / serialization / figures under everything. Imports inside functions count too.
+with errors / serialization / figures under everything. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "iadet"
 
 LAYERS = {
     "errors": 0,
-    "events": 0,
     "serialization": 0,
     "figures": 0,
     "config": 1,

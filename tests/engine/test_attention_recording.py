@@ -11,7 +11,7 @@ from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
 from iadet.engine.attention_recording import AttentionRecorder, snapshot_attention
 from iadet.engine.checkpoint import load_file
-from iadet.engine.hooks import AttentionRecording, MethodClock, method_hooks
+from iadet.engine.hooks import AttentionRecording, method_hooks
 from iadet.engine.trainer import train
 from iadet.errors import ConfigError
 from iadet.modeling.detector import build_model
@@ -72,10 +72,10 @@ def test_option_off_hooks_nothing_and_bad_values_are_refused() -> None:
     model = small_model()
     method = build_method(method_params({"name": "ia"}))
     hooks = method_hooks(method, model)
-    assert [type(h) for h in hooks] == [MethodClock] and not model._forward_pre_hooks
+    assert hooks == [] and not model._forward_pre_hooks
     recording = method_hooks(build_method({"name": "ia", "save_attention_every": 2}), model)
-    assert [type(h) for h in recording] == [MethodClock, AttentionRecording] and model._forward_pre_hooks
-    recording[1].after_train()
+    assert [type(h) for h in recording] == [AttentionRecording] and model._forward_pre_hooks
+    recording[0].after_train()
     assert not model._forward_pre_hooks
     for bad in ({"save_attention_every": -1}, {"save_attention_rois": 0}):
         with pytest.raises(ConfigError, match="save_attention"):

@@ -15,7 +15,6 @@ from iadet.config.schema import ModelConfig
 from iadet.errors import ConfigError
 from iadet.modeling.backbones import BACKBONES, ResNetC4Trunk, VGG16Trunk, feature_shape, resnet_body
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import build_method
 from iadet.modeling.methods.inverted_attention import InvertedAttention
 
 HOOK_SHAPES = {
@@ -92,7 +91,6 @@ def test_one_ia_iteration(backbone: str, detector: str):
     torch.manual_seed(0)
     method = RecordingIA(InvertedAttention.Params(roi_ratio=0.5))
     model = build_model(small(backbone, detector), 3, method)
-    method.setup(model)
     assert feature_shape(model) == HOOK_SHAPES[backbone]
 
     model.train()
@@ -203,10 +201,10 @@ def test_unknown_backbone_names_the_closest():
 @pytest.mark.parametrize("backbone", ["tiny", "resnet50_fpn", "vgg16", "alexnet", "resnet50_c4"])
 def test_every_registered_method_sets_up_on_the_hook_shape(backbone: str):
     """The adversaries size themselves from feature_shape: 7x7x512, 6x6x256, 14x14x1024, 7x7x256."""
-    from iadet.modeling.methods import method_names
+    from iadet.modeling.attach import attach, list_methods
 
     model = build_model(small(backbone), 3)
-    for name in method_names():
-        method = build_method({"name": name})
-        method.setup(model)
-        assert not any(k.startswith("roi_method") for k in model.state_dict())
+    keys = list(model.state_dict())
+    for name in list_methods():
+        attach(model, name, max_iters=10, replace=True)
+        assert list(model.state_dict()) == keys, name

@@ -6,7 +6,7 @@ a checkpoint from a stranger cannot run code::
 
     {"format": "iadet-checkpoint", "version": 1,
      "model": state_dict, "optimizer": ..., "scheduler": ..., "scaler": ...,
-     "adversary": {"name", "state", "optimizer", "extra"} | None,
+     "adversary": {"name", "state": method.state_dict(), "extra"} | None,
      "progress": {"iteration", "epoch", "batch_in_epoch"},
      "rng": {"torch", "cuda", "numpy", "python"} (one process) | [one such dict per rank] (DDP),
      "config": {...}, "classes": [...]}
@@ -14,6 +14,11 @@ a checkpoint from a stranger cannot run code::
 Saving writes a temporary file in the same directory, flushes and fsyncs it, then renames it
 over the target, so a crash or ``SIGKILL`` mid-save leaves the previous file intact; a full
 disk is reported and the previous checkpoint kept.
+
+The ``adversary`` section holds the training method: ``state`` is its ``state_dict()`` (an adversary's
+parameters, and under ``_extra_state`` its clock, optimiser and stage) and ``extra`` what the loop's
+hooks record (IA's attention evolution). Checkpoints before iadet 0.2 kept the optimiser and the stage
+beside ``state``; they still resume.
 
 A checkpoint resumes on another device or number of processes: the AMP scaler of a CPU run (saved
 empty: AMP is CUDA-only) leaves a fresh scaler on a GPU (:func:`load_scaler_state`), and ranks the

@@ -1,11 +1,9 @@
 """The training loop's hooks (:class:`~iadet.engine.train_loop.HookBase`), in the order they run.
 
-Method hooks — every method gets :class:`MethodClock`; the others a method asks for by name
-(:meth:`~iadet.modeling.methods.RoIMethod.training_hooks`, built by :func:`method_hooks`):
-
-* ``stages`` — :class:`StageSchedule`, A-Fast-RCNN's warm-up / ASDN pre-training / joint stages;
-* ``adversary`` — :class:`AdversaryOptimizer`, the adversary's own SGD on its own losses;
-* ``attention`` — :class:`AttentionRecording`, the attention of fixed RoIs for the IA paper's Fig. 5.
+A method trains itself (its clock, its stages, its adversary: :mod:`iadet.modeling.methods.base`);
+the one thing of the loop a method may still ask for by name
+(:meth:`~iadet.modeling.methods.RoIMethod.training_hooks`, built by :func:`method_hooks`) is
+``attention`` — :class:`AttentionRecording`, the attention of fixed RoIs for the IA paper's Fig. 5.
 
 Loop hooks — :class:`MetricsLogger`, :class:`PeriodicEvaluation`, :class:`StopOnSignal`,
 :class:`Checkpointer`.
@@ -28,73 +26,10 @@ from iadet.engine.attention_recording import AttentionRecorder
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.train_loop import HookBase
 from iadet.errors import TrainingError
-from iadet.modeling.methods import RoIMethod, adversary_parameters
+from iadet.modeling.methods import RoIMethod
 
 # ----------------------------------------------------------------------------------------------
 # what methods need
-
-
-class MethodClock(HookBase):
-    """Tells the method the iteration before each step (ramps, stages, which images are chosen)."""
-
-    def before_step(self) -> None:
-        self.trainer.method.start_iteration(self.trainer.iter, self.trainer.max_iters)
-
-
-class StageSchedule(HookBase):
-    """A-Fast-RCNN's stages: freezes the detector during ASDN pre-training; keeps the stage across resumes."""
-
-    def before_step(self) -> None:
-        self.trainer.trains_detector = self.trainer.method.trains_detector()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"extra": self.trainer.method.extra_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.trainer.method.load_extra_state(state.get("extra", {}))
-
-
-class AdversaryOptimizer(HookBase):
-    """The adversary's own SGD: its losses differentiated with respect to its parameters only.
-
-    The gradients are taken right after the forward pass (before the detector's backward frees
-    the graph or its update changes the weights the losses were computed with); the step follows
-    the detector's. Under DDP the gradients are averaged over ranks.
-    """
-
-    def __init__(self, method: RoIMethod) -> None:
-        self.params = adversary_parameters(method)
-        self.optimizer = method.make_adversary_optimizer()
-        self.grads: tuple[torch.Tensor | None, ...] | None = None
-
-    def after_forward(self) -> None:
-        losses = self.trainer.step.adversary_losses
-        self.grads = None
-        if not losses or not self.params:
-            return
-        loss = sum(losses.values())
-        if loss.requires_grad:
-            self.grads = torch.autograd.grad(
-                loss, self.params, retain_graph=self.trainer.trains_detector, allow_unused=True
-            )
-
-    def after_step(self) -> None:
-        if self.optimizer is None:
-            return
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.grads is not None:
-            for p, g in zip(self.params, self.grads):
-                p.grad = g if g is not None else torch.zeros_like(p)
-        dist.average_gradients(self.params)
-        self.optimizer.step()
-        self.grads = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else {}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.optimizer is not None and state.get("optimizer"):
-            self.optimizer.load_state_dict(state["optimizer"])
 
 
 class AttentionRecording(HookBase):
@@ -118,15 +53,11 @@ class AttentionRecording(HookBase):
             self.recorder.load_state_dict(recorded)
 
 
-def method_hooks(method: RoIMethod, model: torch.nn.Module) -> list[HookBase]:
-    """The hooks ``method`` needs, on the unwrapped detector ``model``: the clock, then those it names."""
-    hooks: list[HookBase] = [MethodClock()]
-    for name in method.training_hooks():
-        if name == "stages":
-            hooks.append(StageSchedule())
-        elif name == "adversary":
-            hooks.append(AdversaryOptimizer(method))
-        elif name == "attention":
+def method_hooks(method: RoIMethod | None, model: torch.nn.Module) -> list[HookBase]:
+    """The loop hooks ``method`` asks for, on the unwrapped detector ``model``."""
+    hooks: list[HookBase] = []
+    for name in method.training_hooks() if method is not None else []:
+        if name == "attention":
             p = method.params
             hooks.append(AttentionRecording(model, p.save_attention_every, p.save_attention_rois))
         else:
@@ -138,10 +69,33 @@ def method_hooks(method: RoIMethod, model: torch.nn.Module) -> list[HookBase]:
 # what every run has
 
 
+COUNT_STATS = frozenset({"asdn_rois", "ohem_rois"})
+"""Method statistics that count RoIs: summed over DDP ranks (the others are averaged)."""
+
+
+def reduce_statistics(stats: dict[str, Any], device: torch.device) -> dict[str, float]:
+    """A method's statistics of one step over the DDP ranks: the mean of each scalar over the ranks
+    that have it (the sum for :data:`COUNT_STATS`), as floats. One gather of the names and one
+    all-reduce; without a process group, just the floats."""
+    if not dist.is_distributed():
+        return {k: float(v) for k, v in stats.items()}
+    names = sorted(set().union(*dist.all_gather_object(sorted(stats))))
+    values = torch.zeros(2, len(names), dtype=torch.float64, device=device)
+    for i, name in enumerate(names):
+        if name in stats:
+            values[0, i] = float(stats[name])
+            values[1, i] = 1.0
+    torch.distributed.all_reduce(values)
+    return {
+        name: float(total if name in COUNT_STATS else total / max(count, 1.0))
+        for name, total, count in zip(names, values[0].tolist(), values[1].tolist())
+    }
+
+
 class MetricsLogger(HookBase):
-    """Every ``log_every`` steps (and the last), one ``metrics.jsonl`` row: the loss terms averaged over
-    DDP ranks, the learning rate, timings and the model's statistics; a tqdm bar on a terminal,
-    a printed line otherwise (unless ``quiet``)."""
+    """Every ``log_every`` steps (and the last), one ``metrics.jsonl`` row: the loss terms and the
+    method's statistics over DDP ranks (:func:`reduce_statistics`), the learning rate and timings;
+    a tqdm bar on a terminal, a printed line otherwise (unless ``quiet``)."""
 
     def __init__(self, writer: MetricsWriter, log_every: int, *, quiet: bool, description: str) -> None:
         self.writer = writer
@@ -171,10 +125,11 @@ class MetricsLogger(HookBase):
             return
         if t.device.type == "cuda":
             torch.cuda.synchronize(t.device)
-        terms = {"loss": step.loss, **step.losses, **step.adversary_losses}
+        terms = {"loss": step.loss, **step.losses}
         names = list(terms)
         # under DDP, log the mean over ranks (the loss of the whole global batch)
         values = dist.all_reduce_mean(torch.stack([terms[k].detach().float() for k in names])).tolist()
+        stats = reduce_statistics(step.stats, t.device)
         row = {
             "type": "train",
             "iter": t.iter,
@@ -183,7 +138,7 @@ class MetricsLogger(HookBase):
             "lr": step.lr,
             "time": step.time,
             "data_time": step.data_time,
-            **step.stats,
+            **stats,
         }
         self.writer.log(row)
         self.bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)

@@ -1,19 +1,20 @@
 """The training loop: a short :meth:`Trainer.run_step` and hooks for everything that varies.
 
-As detectron2's ``SimpleTrainer`` and ``HookBase``. One step::
+As detectron2's ``SimpleTrainer`` and ``HookBase``. One step is the loop any user of
+:func:`iadet.attach` writes::
 
     epoch, position, images, targets = next(data)           # the sampler's deterministic order
-    loss_dict = model(images, targets)                       # the method acts inside roi_heads
-    detector, adversary = split_losses(loss_dict)            # adversary terms: "adversary.<name>"
-    hooks.after_forward()                                    # e.g. the adversary's gradients
-    detector grads <- d(sum detector)/d(detector params)     # AMP-scaled on CUDA; skipped when a
-    optimizer.step(); scheduler.step()                       #   hook froze the detector this step
+    trains = method.trains_detector(iteration)               # false while ASDN pre-trains
+    loss_dict = model(images, targets)                       # the method acts inside roi_heads and
+                                                             #   trains its own adversary there
+    sum(loss_dict).backward(); optimizer.step()              # AMP-scaled on CUDA; skipped (and the
+    scheduler.step()                                         #   forward run without gradients)
+                                                             #   while the detector is frozen
 
-and around it ``before_step`` / ``after_step`` of every hook, in order: the method's clock and
-stage schedule, the adversary's optimiser, attention recording, metrics logging, periodic
-evaluation, signals and checkpointing (:mod:`iadet.engine.hooks`). What a hook must keep across
-a resume it returns from :meth:`HookBase.state_dict`; the trainer gathers those into the
-checkpoint's ``adversary`` section.
+and around it ``before_step`` / ``after_step`` of every hook, in order: attention recording,
+metrics logging, periodic evaluation, signals and checkpointing (:mod:`iadet.engine.hooks`).
+What a hook must keep across a resume it returns from :meth:`HookBase.state_dict`; the trainer
+gathers those and the method's own ``state_dict()`` into the checkpoint's ``adversary`` section.
 """
 
 from __future__ import annotations
@@ -29,24 +30,21 @@ import torch
 from torch import Tensor, nn
 
 from iadet.engine import distributed as dist
-from iadet.errors import TrainingError
-from iadet.events import EventStorage
-from iadet.modeling.methods import RoIMethod, split_losses
+from iadet.modeling.methods import NonFiniteLoss, RoIMethod
+
+__all__ = ["Batch", "HookBase", "NonFiniteLoss", "StepResult", "Trainer"]
 
 Batch = tuple[int, int, list[Tensor], list[dict[str, Tensor]]]
 """``(epoch, batch index within the epoch, images, targets)``."""
-
-
-class NonFiniteLoss(TrainingError):
-    """A loss term is NaN or infinite; the message names the iteration and every term."""
 
 
 @dataclass
 class StepResult:
     """What one step computed, for the hooks that run after it.
 
-    ``losses``/``adversary_losses`` are the detector's and the method's loss terms (0-dim tensors),
-    ``loss`` the detector's total; ``stats`` the scalars the model put during the step; ``epoch``
+    ``losses`` are the detector's loss terms (0-dim tensors), ``loss`` their total; ``stats`` the
+    method's statistics of the step (:meth:`RoIMethod.statistics`: its own losses, masked fractions
+    ..., floats or 0-dim tensors); ``epoch``
     and ``position`` where the step's batch is in the data order *after* it (``position`` counts
     the batches of ``epoch`` done).
     """
@@ -54,12 +52,11 @@ class StepResult:
     epoch: int
     position: int
     losses: dict[str, Tensor]
-    adversary_losses: dict[str, Tensor]
     loss: Tensor
     lr: float
     data_time: float
     time: float = 0.0
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, float | Tensor] = field(default_factory=dict)
 
 
 class HookBase:
@@ -72,9 +69,6 @@ class HookBase:
     def after_train(self) -> None: ...
 
     def before_step(self) -> None: ...
-
-    def after_forward(self) -> None:
-        """The step's losses are in ``trainer.step``; no gradient has been computed yet."""
 
     def after_step(self) -> None: ...
 
@@ -90,7 +84,7 @@ class Trainer:
     """Runs ``max_iters - start_iter`` steps of ``model`` on ``data`` with ``hooks``.
 
     Attributes hooks may read or set: ``iter`` (steps done), ``max_iters``, ``step`` (the last
-    :class:`StepResult`), ``trains_detector`` (set per step by a stage schedule; the detector's
+    :class:`StepResult`), ``trains_detector`` (the method's answer for this step; the detector's
     update is skipped and its forward runs without gradients when false), ``stop_requested``
     (ends the loop after the current step), ``interrupted`` (the loop ended before ``max_iters``).
     """
@@ -98,7 +92,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        method: RoIMethod,
+        method: RoIMethod | None,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
@@ -136,7 +130,7 @@ class Trainer:
             hook.before_train()
         try:
             while self.iter < self.max_iters and not self.stop_requested:
-                self.trains_detector = True
+                self.trains_detector = self.method is None or self.method.trains_detector(self.iter)
                 for hook in self.hooks:
                     hook.before_step()
                 self.run_step()
@@ -155,26 +149,22 @@ class Trainer:
         images = [im.to(self.device, non_blocking=True) for im in images]
         targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
 
-        with EventStorage() as storage:
-            grad = contextlib.nullcontext() if self.trains_detector else torch.no_grad()
-            with grad, torch.autocast(self.device.type, enabled=self.use_amp):
-                losses, adversary = split_losses(self.model(images, targets))
+        grad = contextlib.nullcontext() if self.trains_detector else torch.no_grad()
+        with grad, torch.autocast(self.device.type, enabled=self.use_amp):
+            losses = self.model(images, targets)
         loss = sum(losses.values())
         self.step = StepResult(
             epoch=epoch,
             position=position + 1,
             losses=losses,
-            adversary_losses=adversary,
             loss=loss,
             lr=self.optimizer.param_groups[0]["lr"],
             data_time=data_time,
-            stats=storage.scalars,
+            stats=self.method.raw_statistics() if self.method is not None else {},
         )
         self._check_finite()
 
         self.optimizer.zero_grad(set_to_none=True)
-        for hook in self.hooks:
-            hook.after_forward()
         if self.trains_detector:
             self.scaler.scale(loss).backward()
             if self.clip_grad_norm:
@@ -192,23 +182,19 @@ class Trainer:
 
     def _check_finite(self) -> None:
         step = self.step
-        adversary = sum(step.adversary_losses.values()) if step.adversary_losses else None
-        finite = bool(torch.isfinite(step.loss).item()) and (
-            adversary is None or bool(torch.isfinite(adversary).item())
-        )
+        finite = bool(torch.isfinite(step.loss).item())
         if dist.any_true(not finite, self.device):
-            terms = ", ".join(
-                f"{k}={float(v.detach()):.4g}" for k, v in {**step.losses, **step.adversary_losses}.items()
-            )
+            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in step.losses.items())
             raise NonFiniteLoss(f"non-finite loss at iteration {self.iter + 1}: {terms}")
 
     # --- state ------------------------------------------------------------------------------
     def adversary_state(self) -> dict[str, Any]:
-        """The checkpoint's ``adversary`` section: the method's parameters and its hooks' state."""
+        """The checkpoint's ``adversary`` section: the method's ``state_dict()`` (its parameters and its
+        training state: clock, stage, optimiser) and its hooks' state (``extra``)."""
+        method = self.method
         state: dict[str, Any] = {
-            "name": self.method.params.name,
-            "state": self.method.state_dict(),
-            "optimizer": {},
+            "name": method.params.name if method is not None else None,
+            "state": method.state_dict() if method is not None else {},
             "extra": {},
         }
         for hook in self.hooks:
@@ -220,8 +206,25 @@ class Trainer:
         return state
 
     def load_adversary_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`adversary_state` (also the layout of checkpoints before the methods kept their
+        own clock and optimiser: ``{"state", "optimizer", "extra"}``)."""
         if not state:
             return
-        self.method.load_state_dict(state["state"])
+        method = self.method
+        if method is not None:
+            saved = dict(state["state"])
+            if "_extra_state" not in saved:  # an older checkpoint
+                saved["_extra_state"] = {
+                    **{
+                        k: v
+                        for k, v in state.get("extra", {}).items()
+                        if k in ("stage", "bounds", "schedule")
+                    },
+                    "optimizer": state.get("optimizer") or {},
+                }
+            max_iters = method.max_iters
+            method.load_state_dict(saved)
+            method.max_iters = max_iters  # this run's length (a resume may extend it)
+            method.set_iteration(self.iter)
         for hook in self.hooks:
             hook.load_state_dict(state)

@@ -3,9 +3,10 @@
 The loop itself is :class:`~iadet.engine.train_loop.Trainer` with hooks (:mod:`iadet.engine.hooks`);
 this module builds them from a config::
 
-    model, method   <- build_model(config.model, ..., build_method(config.method))
+    model           <- build_model(config.model, ...)
+    method          <- iadet.attach(model, config.method, max_iters=...)   (RoI methods)
     data            <- TrainBatchSampler.iterate(epoch, batch) through a DataLoader
-    hooks           <- the method's (clock, stages, adversary, attention) + metrics, evaluation,
+    hooks           <- the method's (attention recording) + metrics, evaluation,
                        signals, checkpoints
 
 Everything that decides the next iteration is in ``checkpoint.pth``: model, optimiser,
@@ -31,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from iadet.config import Config, config_diff, save_config
+from iadet.config.methods import ImageAugmentationParams
 from iadet.data.augment import build_image_augmentation
 from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
@@ -62,8 +64,9 @@ from iadet.engine.metrics import MetricsWriter
 from iadet.engine.schedule import lr_factor, schedule_length
 from iadet.engine.train_loop import Batch, NonFiniteLoss, Trainer
 from iadet.errors import ConfigError, TrainingError
+from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import build_method
+from iadet.modeling.methods import RoIMethod
 from iadet.serialization import remove_stale_temporaries, save_json_atomic
 
 # keys that do not change what is computed: a resume may change them without --force
@@ -275,9 +278,25 @@ class _Run:
 
         self.proposals = _open_proposals(config, self.train_split)
         num_classes = len(self.train_split.classes) + 1
-        method = build_method(config.method)
-        model = build_model(config.model, num_classes, method)
-        method.setup(model)
+        sampler = TrainBatchSampler(
+            [r.aspect_ratio for r in self.train_split.records],
+            tcfg.batch_size,
+            seed=tcfg.seed,
+            group_by_aspect_ratio=config.data.aspect_ratio_grouping,
+            flip=config.data.flip,
+        )
+        iters_per_epoch = len(sampler)
+        max_iters = schedule_length(tcfg, iters_per_epoch)
+        model = build_model(config.model, num_classes)
+        # the public way in (iadet.attach), as in a user's own loop. The image-space baselines act in
+        # the data pipeline (_dataset); their detector gets the identity method, so that it trains
+        # through the same heads as the baseline `none` (on the CPU: the same deterministic RoIAlign
+        # backward) and comparisons differ in the data only
+        method = attach(
+            model,
+            RoIMethod(config.method) if isinstance(config.method, ImageAugmentationParams) else config.method,
+            max_iters=max_iters,
+        )
         model.to(device)
         method.to(device)
         _seed_everything(tcfg.seed + dist.rank())
@@ -288,15 +307,6 @@ class _Run:
             momentum=tcfg.momentum,
             weight_decay=tcfg.weight_decay,
         )
-        sampler = TrainBatchSampler(
-            [r.aspect_ratio for r in self.train_split.records],
-            tcfg.batch_size,
-            seed=tcfg.seed,
-            group_by_aspect_ratio=config.data.aspect_ratio_grouping,
-            flip=config.data.flip,
-        )
-        iters_per_epoch = len(sampler)
-        max_iters = schedule_length(tcfg, iters_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
         use_amp = tcfg.amp and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

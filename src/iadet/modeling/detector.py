@@ -17,6 +17,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
 from iadet.config.schema import ModelConfig
 from iadet.errors import ConfigError, closest
+from iadet.modeling.attach import attach
 from iadet.modeling.backbones import BACKBONES
 from iadet.modeling.fast_rcnn import FastRCNN
 from iadet.modeling.methods.base import RoIMethod
@@ -49,12 +50,15 @@ def detector_kwargs(cfg: ModelConfig) -> dict:
     return {k: getattr(cfg, k) for k in keys}
 
 
-def build_model(cfg: ModelConfig, num_classes: int, method: RoIMethod | None = None) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, num_classes: int, method: RoIMethod | None = None, *, max_iters: int | None = None
+) -> nn.Module:
     """A torchvision detector for ``num_classes`` classes (background included).
 
     The returned model is a stock ``FasterRCNN``/``MaskRCNN`` whose ``roi_heads`` is a
-    :class:`~iadet.modeling.roi_heads.HookedRoIHeads` carrying ``method`` (identity when
-    ``None``); its state-dict keys are those of the matching torchvision constructor.
+    :class:`~iadet.modeling.roi_heads.HookedRoIHeads` (torchvision's in eval mode, and with no
+    method); ``method``, when given, is attached with :func:`iadet.modeling.attach.attach` for a run of
+    ``max_iters`` steps. Its state-dict keys are those of the matching torchvision constructor.
     """
     if cfg.backbone not in BACKBONES:
         raise ConfigError(
@@ -93,4 +97,7 @@ def build_model(cfg: ModelConfig, num_classes: int, method: RoIMethod | None = N
                 f"model.weights: {len(skipped)} class-specific tensors re-initialised for {num_classes - 1} classes",
                 stacklevel=2,
             )
-    return attach_method(model, method)
+    attach_method(model, None)
+    if method is not None:
+        attach(model, method, max_iters=max_iters)
+    return model

@@ -7,17 +7,19 @@ box head, predictor, Fast R-CNN loss (and the mask branch for Mask R-CNN) — wi
 method's hook between pooling and the box head::
 
     pooled = box_roi_pool(features, proposals)          # (N, C, H, W)
+    method.begin_step()                                 # the method's clock: its stage, its ramp
     out = method(pooled, labels, score_fn, batch)       # IA / ASDN / ASTN / identity -> RoIOutput
+    method.end_step(out)                                # an adversary's own update; statistics
     logits, deltas = box_predictor(box_head(out.features))
 
-Everything the method produced leaves through the return value, as torchvision's losses do:
-its losses join the loss dict under ``adversary.`` (:func:`~iadet.modeling.methods.base.split_losses`),
-its statistics go to the step's metrics (:func:`iadet.events.put_scalars`, a no-op outside a
-training loop that records them).
+The loss dict is the detector's alone, as torchvision's: a method's own (adversary) losses are
+spent inside the method (:meth:`~iadet.modeling.methods.base.RoIMethod.step_adversary`), and
+they and the method's other scalars are read with ``method.statistics()``.
 
 On the CPU the training pooling uses a faster RoIAlign backward (:mod:`iadet.modeling.roi_align`;
 the same forward and modules). The method is stored outside the module tree (not a registered child), so the detector's
-``state_dict`` never contains it.
+``state_dict`` never contains it, and neither does a pickled or deep-copied detector (``torch.save(model)``,
+an EMA copy): those get torchvision's behaviour.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from torchvision.models.detection.roi_heads import (
     maskrcnn_loss,
 )
 
-from iadet.events import put_scalars
-from iadet.modeling.methods.base import ADVERSARY_PREFIX, RoIBatch, RoIMethod
+from iadet.modeling.methods.base import RoIBatch, RoIMethod
 from iadet.modeling.roi_align import pool_box_features
 
 
@@ -44,30 +45,13 @@ class HookedRoIHeads(RoIHeads):
         """A hooked copy of torchvision's ``heads``: the same submodules (shared, not copied) and settings."""
         if type(heads) is not RoIHeads:
             raise TypeError(f"cannot hook {type(heads).__name__}; expected torchvision's RoIHeads")
-        sampler, matcher = heads.fg_bg_sampler, heads.proposal_matcher
-        hooked = cls(
-            heads.box_roi_pool,
-            heads.box_head,
-            heads.box_predictor,
-            fg_iou_thresh=matcher.high_threshold,
-            bg_iou_thresh=matcher.low_threshold,
-            batch_size_per_image=sampler.batch_size_per_image,
-            positive_fraction=sampler.positive_fraction,
-            bbox_reg_weights=heads.box_coder.weights,
-            score_thresh=heads.score_thresh,
-            nms_thresh=heads.nms_thresh,
-            detections_per_img=heads.detections_per_img,
-            mask_roi_pool=heads.mask_roi_pool,
-            mask_head=heads.mask_head,
-            mask_predictor=heads.mask_predictor,
-            keypoint_roi_pool=heads.keypoint_roi_pool,
-            keypoint_head=heads.keypoint_head,
-            keypoint_predictor=heads.keypoint_predictor,
-        )
-        hooked.proposal_matcher.allow_low_quality_matches = matcher.allow_low_quality_matches
-        hooked.train(heads.training)
+        hooked = _rebuild(cls, heads)
         hooked.set_method(method)
         return hooked
+
+    def to_stock(self) -> RoIHeads:
+        """torchvision's ``RoIHeads`` with the same submodules and settings, and no method."""
+        return _rebuild(RoIHeads, self)
 
     @property
     def roi_method(self) -> RoIMethod | None:
@@ -76,6 +60,12 @@ class HookedRoIHeads(RoIHeads):
     def set_method(self, method: RoIMethod | None) -> None:
         # bypass nn.Module.__setattr__: the method must not become a child module
         self.__dict__["_roi_method"] = method
+
+    def __getstate__(self) -> dict:
+        # pickling / deep-copying the detector leaves the method (and its adversary) behind
+        state = dict(super().__getstate__())
+        state.pop("_roi_method", None)
+        return state
 
     def score_fn(self, pooled: Tensor) -> Tensor:
         """Box head + predictor on pooled features: ``(N, C, H, W) -> (N, K + 1)`` class logits."""
@@ -108,6 +98,7 @@ class HookedRoIHeads(RoIHeads):
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         method = self.roi_method
         assert method is not None
+        method.follow_device(features[next(iter(features))].device)
         proposals, matched_idxs, labels, regression_targets = method.sample_proposals(
             self, proposals, targets
         )
@@ -127,7 +118,9 @@ class HookedRoIHeads(RoIHeads):
             image_shapes=image_shapes,
             iteration=method.iteration,
         )
+        method.begin_step()
         out = method(pooled, batch.labels, self.score_fn, batch)
+        method.end_step(out)
         keep = out.keep
         if keep is not None:
             # the method trains on a subset of RoIs (OHEM): its features are already that subset
@@ -145,8 +138,6 @@ class HookedRoIHeads(RoIHeads):
             losses.update(
                 self._mask_loss(features, proposals, image_shapes, targets, labels, matched_idxs, keep)
             )
-        losses.update({ADVERSARY_PREFIX + name: value for name, value in out.losses.items()})
-        put_scalars(out.stats)
         return [], losses
 
     def _mask_loss(
@@ -181,6 +172,33 @@ class HookedRoIHeads(RoIHeads):
         return {
             "loss_mask": maskrcnn_loss(mask_logits, mask_proposals, gt_masks, gt_labels, pos_matched_idxs)
         }
+
+
+def _rebuild(cls: type[RoIHeads], heads: RoIHeads) -> RoIHeads:
+    """``cls`` built from the submodules (shared) and settings of ``heads``."""
+    sampler, matcher = heads.fg_bg_sampler, heads.proposal_matcher
+    rebuilt = cls(
+        heads.box_roi_pool,
+        heads.box_head,
+        heads.box_predictor,
+        fg_iou_thresh=matcher.high_threshold,
+        bg_iou_thresh=matcher.low_threshold,
+        batch_size_per_image=sampler.batch_size_per_image,
+        positive_fraction=sampler.positive_fraction,
+        bbox_reg_weights=heads.box_coder.weights,
+        score_thresh=heads.score_thresh,
+        nms_thresh=heads.nms_thresh,
+        detections_per_img=heads.detections_per_img,
+        mask_roi_pool=heads.mask_roi_pool,
+        mask_head=heads.mask_head,
+        mask_predictor=heads.mask_predictor,
+        keypoint_roi_pool=heads.keypoint_roi_pool,
+        keypoint_head=heads.keypoint_head,
+        keypoint_predictor=heads.keypoint_predictor,
+    )
+    rebuilt.proposal_matcher.allow_low_quality_matches = matcher.allow_low_quality_matches
+    rebuilt.train(heads.training)
+    return rebuilt
 
 
 def attach_method(model: nn.Module, method: RoIMethod | None) -> nn.Module:

@@ -20,8 +20,9 @@ from iadet.config.schema import ModelConfig
 from iadet.engine import trainer as trainer_module
 from iadet.engine.checkpoint import check_plain
 from iadet.engine.trainer import train
+from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
-from iadet.modeling.methods import adversary_parameters, build_method, split_losses
+from iadet.modeling.methods import adversary_parameters, build_method
 
 from conftest import make_voc, read_jsonl, tiny_overrides, write_voc_xml
 
@@ -53,10 +54,21 @@ def _joint_method(name: str, **params):
     if name != "astn":
         params = {"pretrain_iters": 0, **params}
     method = build_method(method_params({"name": name, "warmup_iters": 0, "image_share": 1.0, **params}))
-    model = build_model(TINY, 3, method)
-    method.setup(model)
-    method.start_iteration(0, 10)
+    model = build_model(TINY, 3, method, max_iters=10)
     return method, model.train()
+
+
+def _captured_adversary_losses(method) -> list[dict]:
+    """The losses each step hands to the method's own optimiser, still with their graphs."""
+    captured = []
+    step = method.step_adversary
+
+    def capture(losses):
+        captured.append(dict(losses))
+        step(losses)
+
+    method.step_adversary = capture
+    return captured
 
 
 def _inputs(seed: int = 0, empty_second: bool = True):
@@ -80,27 +92,41 @@ def test_gradient_isolation_inside_the_detector(name):
     # with drop_threshold -1 every sampled mask teaches the ASDN
     method, model = _joint_method(name, **({} if name == "astn" else {"drop_threshold": -1.0}))
     images, targets = _inputs(empty_second=False)
-    losses, adversary_losses = split_losses(model(images, targets))
-    assert set(adversary_losses) == {"asdn": {"loss_asdn"}, "astn": {"loss_astn"}}.get(
-        name, {"loss_asdn", "loss_astn"}
-    )
     adversary = adversary_parameters(method)
     detector = [p for p in model.parameters() if p.requires_grad]
     assert {id(p) for p in adversary}.isdisjoint(id(p) for p in detector)
+    upstream = [p for n, p in model.named_parameters() if not n.startswith("roi_heads.")]
+    checked = []
+    step = method.step_adversary
 
-    # the detector's loss reaches no adversary parameter ...
+    def check_then_step(adversary_losses):
+        assert set(adversary_losses) == {"asdn": {"loss_asdn"}, "astn": {"loss_astn"}}.get(
+            name, {"loss_asdn", "loss_astn"}
+        )
+        # the adversaries' losses reach no parameter before the RoI features (backbone, RPN) ...
+        adversary_loss = sum(adversary_losses.values())
+        assert all(
+            g is None
+            for g in torch.autograd.grad(adversary_loss, upstream, retain_graph=True, allow_unused=True)
+        )
+        grads = torch.autograd.grad(adversary_loss, adversary, retain_graph=True, allow_unused=True)
+        assert any(g is not None and bool(g.ne(0).any()) for g in grads)
+        checked.append(True)
+        step(adversary_losses)
+
+    method.step_adversary = check_then_step
+    losses = model(images, targets)
+    assert checked and set(losses) == {
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+    }
+    # ... and the detector's loss reaches no adversary parameter
     detector_loss = sum(losses.values())
     assert all(
         g is None for g in torch.autograd.grad(detector_loss, adversary, retain_graph=True, allow_unused=True)
     )
-    # ... and the adversaries' losses reach no parameter before the RoI features (backbone, RPN)
-    adversary_loss = sum(adversary_losses.values())
-    upstream = [p for n, p in model.named_parameters() if not n.startswith("roi_heads.")]
-    assert all(
-        g is None for g in torch.autograd.grad(adversary_loss, upstream, retain_graph=True, allow_unused=True)
-    )
-    grads = torch.autograd.grad(adversary_loss, adversary, allow_unused=True)
-    assert any(g is not None and bool(g.ne(0).any()) for g in grads)
 
 
 def test_the_adversary_optimiser_follows_caffe_for_the_asdn_and_spares_the_astn_decay():
@@ -134,14 +160,14 @@ def test_methods_run_under_cpu_autocast_with_an_image_without_objects(name):
     method, model = _joint_method(name) if name in ADVERSARIAL else (None, None)
     if method is None:
         method = build_method(method_params({"name": name}))
-        model = build_model(TINY, 3, method).train()
-        method.setup(model)
-        method.start_iteration(0, 10)
+        model = build_model(TINY, 3, method, max_iters=10).train()
+    captured = _captured_adversary_losses(method)
     images, targets = _inputs(empty_second=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses, adversary_losses = split_losses(model(images, targets))
+        losses = model(images, targets)
     assert all(bool(torch.isfinite(v)) for v in losses.values())
-    for loss in adversary_losses.values():
+    assert bool(captured) == (name in ("asdn", "astn", "asdn+astn"))  # a fixed ASDN no longer learns
+    for loss in (captured[0] if captured else {}).values():
         assert loss.dtype == torch.float32 and bool(torch.isfinite(loss)) and loss.requires_grad
 
 
@@ -170,15 +196,18 @@ def test_each_method_trains_through_the_cli(shared_voc: Path, tmp_path: Path, na
     if name in ADVERSARIAL:
         stages = [r["adv_stage"] for r in rows]
         assert stages == ([0, 0, 1, 1, 2, 2] if name != "astn" else [0, 0, 2, 2, 2, 2])
-        prefixes = {n.split(".")[0] for n in adversary["state"]}
+        prefixes = {n.split(".")[0] for n in adversary["state"]} - {"_extra_state"}
         assert prefixes == {"asdn": {"asdn"}, "fixed-asdn": {"asdn"}, "astn": {"astn"}}.get(
             name, {"asdn", "astn"}
         )
-        assert adversary["optimizer"]["state"]  # momentum buffers saved
-        assert adversary["extra"]["bounds"] == ([2, 4] if name != "astn" else [2, 2])
+        training = adversary["state"]["_extra_state"]
+        assert training["optimizer"]["state"]  # momentum buffers saved
+        assert training["bounds"] == ([2, 4] if name != "astn" else [2, 2])
+        assert training["iteration"] == 6 and training["name"] == name
         assert all(not k.startswith(("asdn", "astn")) for k in checkpoint["model"])
     else:
-        assert adversary["state"] == {} and adversary["optimizer"] == {}
+        assert set(adversary["state"]) == {"_extra_state"}
+        assert adversary["state"]["_extra_state"]["optimizer"] == {}
     if name in ("asdn", "asdn+astn"):
         assert all("loss_asdn" in r for r in rows[2:])
     if name in ("astn", "asdn+astn"):
@@ -200,9 +229,10 @@ def _sigterm_at(monkeypatch, iteration: int) -> None:
 
 
 def _final(out: Path) -> tuple[dict, dict]:
+    """The final detector weights and the adversary's parameters (its training state left out)."""
     model = torch.load(out / "model_final.pth", weights_only=True)
     adversary = torch.load(out / "checkpoint.pth", weights_only=True)["adversary"]["state"]
-    return model, adversary
+    return model, {k: v for k, v in adversary.items() if k != "_extra_state"}
 
 
 RESUMES = [
@@ -244,10 +274,9 @@ def test_interrupted_in_each_stage_then_resumed_is_bit_identical(
 def _initial_state(config) -> tuple[dict, dict]:
     """The detector and adversary as the trainer builds them (same seed, same order)."""
     trainer_module._seed_everything(config.train.seed)
-    method = build_method(config.method)
-    model = build_model(config.model, 3, method)
-    method.setup(model)
-    return model.state_dict(), method.state_dict()
+    model = build_model(config.model, 3)
+    method = attach(model, config.method, max_iters=config.train.max_iters)
+    return model.state_dict(), {k: v for k, v in method.state_dict().items() if k != "_extra_state"}
 
 
 @pytest.mark.slow
@@ -337,4 +366,7 @@ def test_ddp_ranks_stay_in_step_when_only_one_has_adversarial_rois(tmp_path: Pat
     assert [r["adv_stage"] for r in rows] == [0, 0, 1, 1, 2, 2]
     assert all("loss_asdn" in r and "loss_astn" in r for r in rows[4:])
     adversary = torch.load(out / "checkpoint.pth", weights_only=True)["adversary"]
-    assert {k.split(".")[0] for k in adversary["state"]} == {"asdn", "astn"}
+    assert {k.split(".")[0] for k in adversary["state"]} == {"asdn", "astn", "_extra_state"}
+    # the method's statistics are over both ranks, not rank 0's alone: only rank 1 has adversarial
+    # images, so rank 0 alone would never log the ASTN's angle
+    assert all("astn_abs_angle" in r and r["adv_rois"] > 0 for r in rows[4:]), rows[4:]

@@ -23,6 +23,8 @@ from iadet.modeling.methods.asdn import (
 )
 from iadet.modeling.methods.base import RoIBatch
 
+from conftest import at_step
+
 
 class CellHead(nn.Module):
     """A hand-made head on ``(N, 1, H, W)``: class ``k``'s logit is ``sum_ij w_k[i, j] F[i, j]``,
@@ -162,20 +164,30 @@ def test_stages_and_their_resume():
     method = build_method(
         {"name": "asdn", "warmup_iters": 2, "pretrain_fraction": 0.25, "lr": 0.01}
     )  # pretrain: 0.25 * 8 = 2
+    method.max_iters = 8
     stages = []
     for i in range(8):
-        method.start_iteration(i, 8)
-        stages.append((method.stage, method.trains_detector()))
+        method.set_iteration(i)
+        method.begin_step()
+        stages.append((method.stage, method.trains_detector(i)))
     assert stages == [("warmup", True)] * 2 + [("pretrain", False)] * 2 + [("joint", True)] * 4
-    saved = method.extra_state()
+    saved = method.state_dict()
     resumed = build_method({"name": "asdn", "warmup_iters": 2, "pretrain_fraction": 0.25, "lr": 0.01})
-    resumed.load_extra_state(saved)
-    resumed.start_iteration(3, 40)  # a longer run: the saved boundaries stay
+    resumed.max_iters = 40  # a longer run: the saved boundaries stay
+    resumed.load_state_dict(saved)
+    assert resumed.iteration == 7 and resumed.max_iters == 40  # (begin_step does not tick the clock)
+    resumed.set_iteration(3)
+    resumed.begin_step()
     assert resumed.stage == "pretrain"
     changed = build_method({"name": "asdn", "warmup_iters": 5, "pretrain_fraction": 0.25})
-    changed.load_extra_state(saved)
-    changed.start_iteration(3, 8)  # changed stage parameters win
+    changed.max_iters = 8
+    changed.load_state_dict(saved)
+    changed.set_iteration(3)
+    changed.begin_step()  # changed stage parameters win
     assert changed.stage == "warmup"
+    other = build_method({"name": "ia"})
+    with pytest.raises(ValueError, match="method 'asdn'.*cannot be loaded into method 'ia'"):
+        other.load_state_dict(saved)
 
 
 def _asdn_method(**params):
@@ -194,7 +206,7 @@ def test_joint_stage_targets_only_the_masks_that_lowered_p_gt_enough():
     features = torch.ones(8, 1, h, w)
     labels = torch.tensor([1, 2, 0, 1, 1, 2, 0, 1])  # two images of four RoIs
     method = _asdn_method(image_share=0.5)
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     batch = _batch(labels, images=2)
     out = method(features.clone().requires_grad_(True), labels, head, batch)
 
@@ -215,8 +227,8 @@ def test_pretraining_learns_the_hardest_window_of_foreground_rois_and_leaves_fea
     weights[0, 2:4, 4:6] = 2.0
     head = CellHead(weights)
     method = _asdn_method(pretrain_iters=1)
-    method.start_iteration(0, 10)
-    assert method.stage == "pretrain" and not method.trains_detector()
+    at_step(method, 0, 10)
+    assert method.stage == "pretrain" and not method.trains_detector(0)
     features = torch.ones(3, 1, h, w)
     labels = torch.tensor([1, 0, 1])
     batch = _batch(labels)
@@ -235,7 +247,7 @@ def test_pretraining_learns_the_hardest_window_of_foreground_rois_and_leaves_fea
 
 def test_no_foreground_still_gives_every_adversary_parameter_a_zero_gradient():
     method = _asdn_method()
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     labels = torch.zeros(4, dtype=torch.int64)
     batch = _batch(labels)
     features = torch.rand(4, 1, 7, 7)
@@ -250,7 +262,7 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
     assert method.params.joint_update is False
     assert build_method({"name": "fixed-asdn"}).params.joint_update is False  # the preset, also here
     method.asdn = ASDN(1, width=8)
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     labels = torch.tensor([1, 1, 1, 1])
     batch = _batch(labels, images=2)
     features = torch.rand(4, 1, 7, 7) + 0.5
@@ -262,7 +274,7 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
 
 def test_the_zero_loss_gives_dense_zero_gradients():
     method = _asdn_method()
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     labels = torch.zeros(2, dtype=torch.int64)
     batch = _batch(labels)
     out = method(torch.rand(2, 1, 7, 7), labels, CellHead(torch.ones(2, 7, 7)), batch)

@@ -13,6 +13,8 @@ from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.astn import ASTN, astn_objective, rotate_channel_blocks
 from iadet.modeling.methods.base import RoIBatch
 
+from conftest import at_step
+
 
 def test_angles_stay_within_the_bound_whatever_the_weights():
     astn = ASTN(2 * 3 * 3, hidden=8, blocks=4, max_angle=10.0)
@@ -90,7 +92,7 @@ def test_astn_rotates_foreground_rois_with_detached_angles_and_only_its_loss_tra
     method.astn = ASTN(2 * 49, hidden=16)
     with torch.no_grad():
         method.astn.fc3.weight.normal_(0, 1.0)  # non-zero angles
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     head = LinearHead(2)
     labels = torch.tensor([1, 0, 2])
     batch = RoIBatch(

@@ -11,6 +11,8 @@ from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.base import RoIBatch
 from iadet.modeling.methods.dropblock import block_size_for
 
+from conftest import at_step
+
 
 def _batch(n: int) -> RoIBatch:
     return RoIBatch(
@@ -49,11 +51,11 @@ def test_dropped_units_come_in_square_blocks_and_the_rest_is_rescaled():
 def test_the_linear_ramp_starts_at_zero_and_reaches_the_target():
     method = build_method({"name": "dropblock", "drop_prob": 0.2})
     features = torch.rand(8, 4, 7, 7) + 0.1
-    method.start_iteration(0, 100)
+    at_step(method, 0, 100)
     assert torch.equal(method(features, torch.zeros(8, dtype=torch.long), None, _batch(8)).features, features)
-    method.start_iteration(50, 100)
+    at_step(method, 50, 100)
     assert method.current_drop_prob() == pytest.approx(0.1)
-    method.start_iteration(100, 100)
+    at_step(method, 100, 100)
     assert method.current_drop_prob() == pytest.approx(0.2)
 
 

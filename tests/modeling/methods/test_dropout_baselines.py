@@ -8,6 +8,8 @@ from torch import nn
 from iadet.modeling.methods import adversary_parameters, build_method
 from iadet.modeling.methods.base import RoIBatch
 
+from conftest import at_step
+
 
 class WindowHead(nn.Module):
     """Class 1's logit is the sum of the features in rows 2-3, columns 4-5 (the window at (2, 4))."""
@@ -30,7 +32,7 @@ def _batch(labels: torch.Tensor, images: int) -> RoIBatch:
 
 def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_the_images():
     method = build_method({"name": "random-dropout"})
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     labels = torch.tensor([1, 2, 0, 1, 0, 2])
     features = torch.rand(6, 4, 7, 7) + 0.1
     batch = _batch(labels, images=2)
@@ -51,7 +53,7 @@ def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_t
 
 def test_hard_dropout_zeroes_each_rois_hardest_window_every_iteration():
     method = build_method({"name": "hard-dropout", "image_share": 1.0})
-    method.start_iteration(0, 10)
+    at_step(method, 0, 10)
     labels = torch.tensor([1, 0, 1])
     features = torch.ones(3, 2, 7, 7)
     out = method(features, labels, WindowHead(), _batch(labels, images=1))
@@ -65,7 +67,7 @@ def test_a_warmup_leaves_features_alone():
     method = build_method({"name": "random-dropout", "warmup_iters": 2, "image_share": 1.0})
     labels = torch.tensor([1, 1])
     features = torch.rand(2, 3, 7, 7)
-    method.start_iteration(1, 10)
+    at_step(method, 1, 10)
     assert torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)
-    method.start_iteration(2, 10)
+    at_step(method, 2, 10)
     assert not torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)

@@ -15,6 +15,8 @@ from iadet.modeling.methods.inverted_attention import (
     select_by_drop,
 )
 
+from conftest import at_step
+
 
 class LinearHead(nn.Module):
     """logits = W vec(F) + b, with a dropout that would randomise gradients in train mode."""
@@ -224,14 +226,14 @@ def test_select_all_masks_every_roi_and_ramps_scale_the_ratio():
     out = InvertedAttention(IAParams(select="all"))(features, labels, head, _batch(labels))
     assert (out.features != features).flatten(1).any(1).all()
     ramp = InvertedAttention(IAParams(ramp="triangle"))
-    ramp.start_iteration(0, 100)
+    at_step(ramp, 0, 100)
     assert ramp.ratio_factor() == 0.0
-    ramp.start_iteration(50, 100)
+    at_step(ramp, 50, 100)
     assert ramp.ratio_factor() == 1.0
     warm = InvertedAttention(IAParams(ramp="warmup", ramp_iters=10))
-    warm.start_iteration(5, 100)
+    at_step(warm, 5, 100)
     assert warm.ratio_factor() == 0.5
-    ramp.start_iteration(0, 100)
+    at_step(ramp, 0, 100)
     assert torch.equal(ramp(features, labels, head, _batch(labels)).features, features)
 
 

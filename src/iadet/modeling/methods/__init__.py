@@ -16,24 +16,22 @@ from iadet.modeling.methods import (  # noqa: F401  (each module registers its m
     ohem,
 )
 from iadet.modeling.methods.base import (
-    ADVERSARY_PREFIX,
     IMPLEMENTATIONS,
+    NonFiniteLoss,
     RoIBatch,
     RoIMethod,
     RoIOutput,
     adversary_parameters,
     build_method,
-    split_losses,
 )
 
 __all__ = [
-    "ADVERSARY_PREFIX",
     "IMPLEMENTATIONS",
+    "NonFiniteLoss",
     "RoIBatch",
     "RoIMethod",
     "RoIOutput",
     "adversary_parameters",
     "build_method",
     "method_names",
-    "split_losses",
 ]

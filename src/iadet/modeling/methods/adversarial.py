@@ -1,10 +1,13 @@
 """A-Fast-RCNN's adversarial training (Wang, Shrivastava, Gupta, CVPR 2017): ``asdn``, ``fixed-asdn``,
 ``astn`` and ``asdn+astn`` on the RoI-feature hook.
 
-One ``iadet train`` run does every stage; each is a number of iterations of ``train.max_iters``:
+One training run does every stage, on the method's own clock; each is a number of iterations of
+the run (``train.max_iters``, or ``max_iters`` of :func:`iadet.attach`):
 
 (a) ``warmup`` — the detector trains alone (the paper: 10k iterations);
-(b) ``pretrain`` — the detector is frozen (the engine skips its update) and the ASDN learns the
+(b) ``pretrain`` — the detector is frozen (its losses carry zero gradient, and
+    :meth:`~iadet.modeling.methods.base.RoIMethod.trains_detector` tells the loop to skip its
+    optimiser step) and the ASDN learns the
     hardest sliding-window occlusion of every foreground RoI (Sec. 4.2.1; the paper: 10k, the
     code: 25k); ASTN-only training has no such stage;
 (c) ``joint`` — the adversaries modify the foreground RoIs of ``image_share`` of the images (one
@@ -20,8 +23,10 @@ saved with the adversary, so a resume continues the same stages.
 Gradient isolation holds by construction: the adversaries read ``features.detach()`` (the
 backbone gets nothing from them), and the detector sees the features times a sampled mask (a
 constant) rotated by detached angles (the adversaries get nothing from the detector's loss).
-The adversaries' own losses leave in :class:`~iadet.modeling.methods.base.RoIOutput`'s ``losses``,
-which the engine differentiates with respect to the adversaries' parameters only.
+The adversaries' own losses are differentiated with respect to the adversaries' parameters only,
+and the adversaries take their SGD step inside the forward pass
+(:meth:`~iadet.modeling.methods.base.RoIMethod.step_adversary`): the losses never reach the
+detector's loss dict, so they cannot reach its parameters in any training loop.
 """
 
 from __future__ import annotations
@@ -101,9 +106,9 @@ def selected_foreground(labels: Tensor, batch: RoIBatch, iteration: int, share: 
 class StagedMethod(RoIMethod):
     """A method that runs in stages (``warmup`` -> ``pretrain`` -> ``joint``) over one training run.
 
-    Its parameters are a :class:`~iadet.config.methods.ScheduleParams`; the engine's ``stages`` hook
-    calls :meth:`start_iteration`, skips the detector's update while :meth:`trains_detector` is
-    false, and saves :meth:`extra_state` with the checkpoint.
+    Its parameters are a :class:`~iadet.config.methods.ScheduleParams`. The stage follows the
+    method's own clock; :meth:`trains_detector` is false during ``pretrain``, and the stage
+    boundaries are part of its state (a resume keeps them).
     """
 
     params: ScheduleParams
@@ -123,31 +128,38 @@ class StagedMethod(RoIMethod):
             getattr(p, "pretrain_fraction", 0.0),
         ]
 
-    def start_iteration(self, iteration: int, max_iters: int) -> None:
-        super().start_iteration(iteration, max_iters)
+    def needs_max_iters(self) -> bool:
+        warmup, warmup_fraction, pretrain, pretrain_fraction = self._schedule_key()
+        return (warmup is None and warmup_fraction > 0) or (pretrain is None and pretrain_fraction > 0)
+
+    def stage_bounds(self) -> tuple[int, int]:
+        """``(warmup_end, pretrain_end)`` for this run (fixed at the first step, kept across resumes
+        while the stage parameters are unchanged)."""
         key = self._schedule_key()
         if self._bounds is None or self._bounds_key != key:
-            self._bounds = stage_bounds(max_iters, *key)
+            self._bounds = stage_bounds(self.max_iters or 1, *key)
             self._bounds_key = key
-        warmup_end, pretrain_end = self._bounds
-        self.stage = (
-            "warmup" if iteration < warmup_end else "pretrain" if iteration < pretrain_end else "joint"
-        )
+        return self._bounds
 
-    def training_hooks(self) -> list[str]:
-        return ["stages"]
+    def stage_at(self, iteration: int) -> str:
+        """The stage of step ``iteration``: ``warmup``, ``pretrain`` or ``joint``."""
+        warmup_end, pretrain_end = self.stage_bounds()
+        return "warmup" if iteration < warmup_end else "pretrain" if iteration < pretrain_end else "joint"
 
-    def trains_detector(self) -> bool:
-        """False while only the adversary trains (A-Fast-RCNN's ASDN pre-training, stage (b))."""
-        return self.stage != "pretrain"
+    def start_iteration(self, iteration: int, max_iters: int) -> None:
+        self.stage = self.stage_at(iteration)
 
-    def extra_state(self) -> dict[str, Any]:
+    def detector_frozen_at(self, iteration: int) -> bool:
+        """True while only the adversary trains (A-Fast-RCNN's ASDN pre-training, stage (b))."""
+        return self.stage_at(iteration) == "pretrain"
+
+    def training_state(self) -> dict[str, Any]:
         bounds = list(self._bounds) if self._bounds is not None else None
         return {"stage": self.stage, "bounds": bounds, "schedule": self._bounds_key}
 
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
         """Keep the saved stage boundaries while the stage parameters are unchanged (a resume with a
-        longer ``train.max_iters`` does not move them)."""
+        longer ``max_iters`` does not move them)."""
         if state.get("bounds") is not None:
             self._bounds = (int(state["bounds"][0]), int(state["bounds"][1]))
             self._bounds_key = list(state["schedule"])
@@ -156,7 +168,7 @@ class StagedMethod(RoIMethod):
 
 def _zero_loss(module: nn.Module) -> Tensor:
     """A zero that depends on every parameter of ``module``: every rank of a DDP run then has a
-    gradient (zeros) for the engine to average, even with no foreground RoI. ``(p * 0).sum()``,
+    gradient (zeros) to average, even with no foreground RoI. ``(p * 0).sum()``,
     not ``p.sum() * 0``: its gradients are dense tensors, not expanded views."""
     return sum((p * 0.0).sum() for p in module.parameters())
 
@@ -177,10 +189,7 @@ class AdversarialMethod(StagedMethod):
         self.astn: ASTN | None = None
         self._windows: dict[tuple[int, int], Tensor] = {}
 
-    # --- the engine's view ----------------------------------------------------------------
-    def training_hooks(self) -> list[str]:
-        return ["stages", "adversary"]
-
+    # --- the adversary ----------------------------------------------------------------------
     def setup(self, model: nn.Module) -> None:
         """Size the adversaries to the detector's pooled RoI features ``(C, H, W)``."""
         c, h, w = feature_shape(model)
@@ -208,8 +217,8 @@ class AdversarialMethod(StagedMethod):
                 {"params": biases, "lr": 2 * p.lr, "weight_decay": 0.0},
             ]
         if self.astn is not None:
-            # no weight decay: during ASDN pre-training the engine hands the idle ASTN zero
-            # gradients, and decay would then shrink it
+            # no weight decay: during ASDN pre-training the idle ASTN gets zero gradients
+            # (RoIMethod.step_adversary), and decay would then shrink it
             lr = p.astn_lr if p.astn_lr is not None else p.lr
             groups.append({"params": list(self.astn.parameters()), "lr": lr, "weight_decay": 0.0})
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum) if groups else None

@@ -37,11 +37,14 @@ def block_size_for(size: int, block_size: int = 0) -> int:
 class DropBlock(RoIMethod, params=DropBlockParams):
     """DropBlock on ``(N, C, H, W)`` RoI features, all ``N`` RoIs, every iteration."""
 
+    def needs_max_iters(self) -> bool:
+        return self.params.ramp == "linear"
+
     def current_drop_prob(self) -> float:
         """``drop_prob``, scaled by the fraction of the run done when ``ramp=linear`` (Sec. 3)."""
         if self.params.ramp == "constant":
             return self.params.drop_prob
-        return self.params.drop_prob * min(self.iteration / max(self.max_iters, 1), 1.0)
+        return self.params.drop_prob * min(self.iteration / max(self.max_iters or 1, 1), 1.0)
 
     def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
         p = self.current_drop_prob()

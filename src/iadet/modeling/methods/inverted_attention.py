@@ -206,13 +206,16 @@ class InvertedAttention(RoIMethod, params=IAParams):
     def training_hooks(self) -> list[str]:
         return ["attention"] if self.params.save_attention_every > 0 else []
 
+    def needs_max_iters(self) -> bool:
+        return self.params.ramp == "triangle"
+
     def ratio_factor(self) -> float:
         """The ramp's multiplier of the selected fraction at the current iteration, in [0, 1]."""
         p = self.params
         if p.ramp == "warmup" and p.ramp_iters > 0:
             return min(1.0, self.iteration / p.ramp_iters)
         if p.ramp == "triangle":
-            t = self.iteration / max(self.max_iters, 1)
+            t = self.iteration / max(self.max_iters or 1, 1)
             return max(0.0, 1.0 - abs(2.0 * t - 1.0))
         return 1.0
 
