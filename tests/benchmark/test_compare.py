@@ -49,7 +49,8 @@ def test_compare_writes_results_report_and_reuses_runs(shared_voc: Path, tmp_pat
     report = (out / "report.md").read_text()
     assert "| none |" in report and "95% CI" in report
     assert "Every metric on `test`" in report and "Where AP is lost on `test`" in report
-    for png in ("map_by_split.png", "ap_per_class.png", "errors_by_type.png"):
+    assert report.startswith("# Comparison\n\n![forest](forest.png)")  # the headline picture first
+    for png in ("forest.png", "map_by_split.png", "ap_per_class.png", "errors_by_type.png"):
         assert (out / png).stat().st_size > 1000
 
     final = out / "runs" / "ia" / "seed1" / "model_final.pth"

@@ -38,9 +38,10 @@ def test_per_class_deltas_are_paired_by_seed_and_drawn(tmp_path: Path) -> None:
     )
     assert deltas["asdn"]["dog"]["mean"] == pytest.approx(0.1)
     table = per_class_delta_table(data, "test")
+    # the baseline's AP beside the deltas; a constant +0.1: the interval excludes 0
     assert (
-        "| class | Δ ia | Δ asdn |" in table and "| cat | +10.0 * | +0.0 |" in table
-    )  # a constant +0.1: the interval excludes 0
+        "| class | none AP | Δ ia | Δ asdn |" in table and "| cat | 60.0 ± 10.0 | +10.0 * | +0.0 |" in table
+    )
     report = write_report(data, tmp_path).read_text()
     assert "## Change of AP per class against `none`" in report
     assert "![delta_ap_per_class](delta_ap_per_class.png)" in report
@@ -136,9 +137,9 @@ def test_part_reliance_is_drawn_with_intervals_over_seeds(tmp_path: Path, monkey
     drawn = {}
     real = report_module.plot_part_reliance
 
-    def spy(summaries, path):
+    def spy(summaries, path, **kwargs):
         drawn.update(summaries)
-        return real(summaries, path)
+        return real(summaries, path, **kwargs)
 
     monkeypatch.setattr(report_module, "plot_part_reliance", spy)
     report = write_report(data, tmp_path).read_text()

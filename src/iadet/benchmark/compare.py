@@ -311,8 +311,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
         took = time.perf_counter() - start
         if status not in ("reused", "recorded"):
             durations.append(took)
-        summary = ", ".join(f"{s} {100 * e['mAP']:.1f}" for s, e in evals.items())
-        _log(spec, f"      {status} in {_format_eta(took)}: mAP {summary}")
+        _log(spec, f"      {status} in {_format_eta(took)}: {run_scores(evals, spec.primary)}")
 
     complete = [m for m in methods if m not in pending]
     if not complete:
@@ -326,6 +325,25 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
 
     write_report(results, spec.output)
     return results
+
+
+_SCORE_NAMES = {"voc07": "VOC07 mAP", "voc": "VOC area mAP", "AP": "COCO AP", "AP50": "COCO AP50",
+                "AP75": "COCO AP75"}  # fmt: skip
+
+
+def run_scores(evals: dict[str, dict[str, Any]], primary: str) -> str:
+    """One run's line: each metric named, the primary first, then VOC07 mAP (the papers' metric), per split in
+    percent, e.g. ``COCO AP test 56.1, test_occluded 13.9; VOC07 mAP test 78.3, test_occluded 24.0``."""
+    parts = []
+    for metric in dict.fromkeys([primary, "voc07"]):
+        cells = []
+        for split, e in evals.items():
+            value = e.get("metrics", {}).get(metric, e.get("mAP") if metric == "voc07" else None)
+            if value is not None:
+                cells.append(f"{split} {100 * value:.1f}")
+        if cells:
+            parts.append(f"{_SCORE_NAMES.get(metric, metric)} " + ", ".join(cells))
+    return "; ".join(parts)
 
 
 def _nan_to_none(x: float) -> float | None:

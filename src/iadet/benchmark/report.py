@@ -7,6 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from iadet.benchmark.plots import (
+    Interval,
+    compact_number,
+    draw_heatmap,
+    draw_intervals,
+    family_rows,
+    family_starts,
+    method_colours,
+)
 from iadet.benchmark.stats import holm_adjusted, paired_difference, t_half_width
 from iadet.figures import new_figure, save_figure
 from iadet.robustness.plots import plot_part_reliance
@@ -17,6 +26,28 @@ REPORT_DPI = 120
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def seeds_of(value: dict[str, Any]) -> int | None:
+    """How many runs a summary (``{"mean", "std", "runs"}``) or a paired difference (``"n"``) is over; None
+    when the results do not say."""
+    if "runs" in value and value["runs"] is not None:
+        return len(value["runs"])
+    return value.get("n")
+
+
+def spread_cell(value: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
+    """``mean ± std`` of a summary, scaled (100: percent); ``mean (1 seed)`` when it is one run, whose spread
+    was never measured."""
+    mean = "n/a" if value["mean"] is None else f"{scale * value['mean']:.{digits}f}"
+    if seeds_of(value) == 1 or value.get("std") is None:
+        return f"{mean} (1 seed)" if seeds_of(value) == 1 else mean
+    return f"{mean} ± {scale * value['std']:.{digits}f}"
+
+
+def row_label(method: str, seeds: int | None, all_seeds: int) -> str:
+    """The method's name, with ``(k of n seeds)`` when its row is over fewer seeds than the comparison's."""
+    return method if seeds is None or seeds >= all_seeds else f"{method} ({seeds} of {all_seeds} seeds)"
 
 
 def _excludes_zero(d: dict[str, Any]) -> bool:
@@ -80,13 +111,18 @@ def results_table(results: dict[str, Any]) -> str:
         "|---|" + "---|" * len(splits),
     ]
     for m, entry in results["methods"].items():
-        cells = [
-            f"{_pct(v['mean'])} ± {_pct(v['std'])}"
-            for v in (primary_summary(entry, s, metric) for s in splits)
-        ]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        values = [primary_summary(entry, s, metric) for s in splits]
+        cells = [spread_cell(v) for v in values]
+        seeds = min((k for k in map(seeds_of, values) if k is not None), default=None)
+        lines.append(f"| {row_label(m, seeds, n)} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"mean ± sample std over {n} seed(s), {METRIC_TITLES[metric]} (the primary metric).")
+    if n == 1:
+        lines.append(
+            f"One seed, {METRIC_TITLES[metric]} (the primary metric): no spread was measured (it needs two seeds "
+            "or more), and a difference between two rows is one draw of the seed-to-seed noise."
+        )
+    else:
+        lines.append(f"mean ± sample std over {n} seeds, {METRIC_TITLES[metric]} (the primary metric).")
     return "\n".join(lines)
 
 
@@ -122,7 +158,10 @@ def paired_table(results: dict[str, Any]) -> str:
                 continue
             ci = "n/a" if d["ci_low"] is None else f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
             cells.append(f"{100 * d['mean']:+.1f} {ci}{_mark(d)}")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        seeds = min(
+            (d["n"] for k in keys if (d := primary_paired(entry, k, metric)) and "n" in d), default=None
+        )
+        lines.append(f"| {row_label(m, seeds, len(results['seeds']))} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         f"Δ = method − none in {METRIC_TITLES[metric]} on the same seed (same data order and initialisation), "
@@ -179,7 +218,7 @@ def metrics_table(results: dict[str, Any], split: str) -> str | None:
         cells = []
         for k in keys:
             value = entry["metrics"][split][k]
-            cell = f"{_pct(value['mean'])} ± {_pct(value['std'])}"
+            cell = spread_cell(value)
             d = entry.get("paired_metrics_vs_none", {}).get(split, {}).get(k)
             if d is not None:
                 cell += f" ({100 * d['mean']:+.1f}{_mark(d)})"
@@ -215,11 +254,7 @@ def parts_table(results: dict[str, Any]) -> str | None:
             if value is None:
                 cells.append("n/a")
                 continue
-            cell = (
-                f"{value['mean']:.3f} ± {value['std']:.3f}"
-                if value.get("std") is not None
-                else f"{value['mean']:.3f}"
-            )
+            cell = spread_cell(value, scale=1.0, digits=3)
             d = entry.get("paired_parts_vs_none", {}).get(key)
             if d is not None:
                 cell += f" ({d['mean']:+.3f}{_mark(d)})"
@@ -234,9 +269,7 @@ def robustness_table(results: dict[str, Any]) -> str | None:
         return None
     lines = ["| method | P (%) | mPC (%) | rPC (%) |", "|---|---|---|---|"]
     for m, r in rows:
-        cells = [
-            f"{_pct(r[k]['mean'])} ± {_pct(r[k]['std'])}" if k in r else "n/a" for k in ("P", "mPC", "rPC")
-        ]
+        cells = [spread_cell(r[k]) if k in r else "n/a" for k in ("P", "mPC", "rPC")]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -251,7 +284,7 @@ def per_class_table(results: dict[str, Any], split: str) -> str:
     return "\n".join(lines)
 
 
-def plot_parts(results: dict[str, Any], output: Path) -> Path | None:
+def plot_parts(results: dict[str, Any], output: Path, colours: dict[str, Any] | None = None) -> Path | None:
     """``part_reliance.png``: per method, the mean over seeds of the top part's drop, the other parts' and the
     top part's share (:func:`iadet.robustness.plots.plot_part_reliance`), whiskers the 95% Student-t interval
     over seeds (none with one seed); None when no method has part reliance."""
@@ -269,12 +302,20 @@ def plot_parts(results: dict[str, Any], output: Path) -> Path | None:
         summaries[m] = summary
     if not summaries:
         return None
-    return plot_part_reliance(summaries, output / "part_reliance.png")
+    return plot_part_reliance(summaries, output / "part_reliance.png", colours=_colours(results, colours))
 
 
 def write_report(results: dict[str, Any], output: Path) -> Path:
-    """Write ``report.md`` and the plots into ``output``; returns the report's path."""
-    parts = ["# Comparison", "", results_table(results), ""]
+    """Write ``report.md`` and the plots into ``output``; returns the report's path.
+
+    The headline picture, :func:`plot_forest` (``forest.png``), comes first; every figure takes its colours
+    from one :func:`~iadet.benchmark.plots.method_colours` over the report's methods."""
+    colours = method_colours(list(results["methods"]))
+    parts = ["# Comparison", ""]
+    forest = plot_forest(results, output, colours)
+    if forest is not None:
+        parts += [f"![{forest.stem}]({forest.name})", ""]
+    parts += [results_table(results), ""]
     if results.get("pending"):
         parts += [pending_line(results), ""]
     parts += ["## Paired differences to `none`", ""]
@@ -321,7 +362,7 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
                 "`iadet analyze errors` has the per-class breakdown, PR curves and confusion matrices.",
                 "",
             ]
-    chart = plot_error_types(results, output)
+    chart = plot_error_types(results, output, colours)
     if chart is not None:
         parts += [f"![{chart.stem}]({chart.name})", ""]
     parts_md = parts_table(results)
@@ -337,7 +378,7 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
             "`none`, * when its 95% interval excludes 0 (`iadet analyze parts`).",
             "",
         ]
-        chart = plot_parts(results, output)
+        chart = plot_parts(results, output, colours)
         if chart is not None:
             parts += [f"![{chart.stem}]({chart.name})", ""]
     robust = robustness_table(results)
@@ -345,86 +386,193 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
         parts += ["## Robustness to corruptions", "", robust, ""]
     for split in results["splits"]:
         parts += [f"## AP per class on `{split}` (%)", "", per_class_table(results, split), ""]
-    delta = plot_per_class_deltas(results, output)
+    delta = plot_per_class_deltas(results, output, colours)
     if delta is not None:
         parts += [f"## Change of AP per class against `{BASELINE}`", ""]
         for split in results["splits"]:
             parts += [f"On `{split}`, points of AP:", "", per_class_delta_table(results, split), ""]
         parts += [
-            f"Δ = method − {BASELINE} on the same seed, averaged over seeds; "
-            "* marks a 95% Student-t interval that excludes 0 (A-Fast-RCNN's Fig. 5).",
+            f"VOC07 AP per class; `{BASELINE} AP` is the baseline's mean ± std over seeds, Δ = method − "
+            f"{BASELINE} on the same seed, averaged over seeds; * marks a 95% Student-t interval that excludes 0 "
+            "(A-Fast-RCNN's Fig. 5).",
             "",
             f"![{delta.stem}]({delta.name})",
             "",
         ]
-    plots = plot_results(results, output)
+    plots = plot_results(results, output, colours)
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     path = output / "report.md"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
 
 
-def plot_results(results: dict[str, Any], output: Path) -> list[Path]:
-    methods = list(results["methods"])
-    splits = results["splits"]
-    paths = []
+def _colours(results: dict[str, Any], colours: dict[str, Any] | None) -> dict[str, Any]:
+    return colours if colours is not None else method_colours(list(results["methods"]))
 
-    fig = new_figure(1.6 + 1.3 * len(methods) * len(splits) / 2, 3.6, dpi=REPORT_DPI)
-    ax = fig.subplots()
-    width = 0.8 / len(methods)
-    x = np.arange(len(splits))
+
+def _interval_of_mean(value: dict[str, Any], scale: float = 100.0) -> Interval:
+    """The mean of a summary and its 95% Student-t interval over seeds (none with one seed)."""
+    n = seeds_of(value) or 0
+    half = t_half_width(value.get("std") or 0.0, n)
+    mean = scale * value["mean"]
+    return Interval(
+        "", mean, None if half is None else mean - scale * half, None if half is None else mean + scale * half
+    )
+
+
+def _n_seeds_note(n: int) -> str:
+    return "one seed: no intervals" if n == 1 else f"{n} seeds, 95% Student-t intervals"
+
+
+def forest_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any | None:
+    """The headline picture: per method (rows grouped by family) and split (panels), the paired difference to
+    `none` on the primary metric, averaged over seeds, with its 95% interval; a line at 0; an interval that
+    excludes 0 drawn thick with a filled dot. None without a `none` run or another method."""
+    methods = [m for m in results["methods"] if m != BASELINE]
+    if BASELINE not in results["methods"] or not methods:
+        return None
+    colours = _colours(results, colours)
     metric = primary_metric(results)
-    for i, m in enumerate(methods):
-        values = [primary_summary(results["methods"][m], s, metric) for s in splits]
-        means = [100 * v["mean"] for v in values]
-        stds = [100 * v["std"] for v in values]
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=m)
-    ax.set_xticks(x, splits)
-    ax.set_ylabel(f"{METRIC_TITLES[metric]} (%)")
-    ax.set_title(f"mean ± std over {len(results['seeds'])} seed(s)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(output / "map_by_split.png")
-    save_figure(fig, paths[-1])
+    splits = results["splits"]
+    n = len(results["seeds"])
+    groups = {f: ms for f, ms in family_rows(methods).items()}
+    rows = sum(len(ms) + 0.9 for ms in groups.values()) + 0.8 * (len(groups) - 1)
+    width = min(11.0, 2.2 + 3.0 * len(splits))
+    panels: dict[str, dict[str, list[Interval]]] = {}
+    for split in splits:
+        panel: dict[str, list[Interval]] = {}
+        for family, members in groups.items():
+            for m in members:
+                d = primary_paired(results["methods"][m], split, metric)
+                if d is None:
+                    continue
+                low = None if d["ci_low"] is None else 100 * d["ci_low"]
+                high = None if d["ci_high"] is None else 100 * d["ci_high"]
+                label = row_label(m, d.get("n"), n)
+                panel.setdefault(family, []).append(Interval(label, 100 * d["mean"], low, high))
+        if panel:
+            panels[split] = panel
+    if not panels:
+        return None
+    splits = list(panels)
+    fig = new_figure(width, 1.35 + 0.25 * rows, dpi=REPORT_DPI)
+    axes = fig.subplots(1, len(splits), squeeze=False)[0]
+    for k, (ax, split) in enumerate(zip(axes, splits)):
+        draw_intervals(ax, panels[split], colours, labels=k == 0)
+        base = primary_summary(results["methods"][BASELINE], split, metric)
+        ax.set_title(f"{split}\n(none: {_pct(base['mean'])})", fontsize=10)
+        ax.set_xlabel(f"Δ {METRIC_NAMES[metric]} vs none (points)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8.5)
+    fig.suptitle(
+        f"Paired difference to `none`, {METRIC_TITLES[metric]}: mean over {_n_seeds_note(n)}",
+        fontsize=10.5,
+    )
+    fig.text(
+        0.5, 0.01,
+        "● filled, thick: the interval excludes 0    ○ open: it does not (same seed = same data order and "
+        "initialisation)" if n > 1 else "one seed: each dot is one draw of the seed-to-seed noise",
+        ha="center", va="bottom", fontsize=8.5, color="0.25",
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
 
-    split = splits[0]
-    classes = list(results["methods"][methods[0]]["per_class"].get(split, {}))
-    if classes:
-        fig = new_figure(max(5.0, 0.9 * len(classes) + 1), 3.6, dpi=REPORT_DPI)
-        ax = fig.subplots()
-        x = np.arange(len(classes))
-        for i, m in enumerate(methods):
-            pc = results["methods"][m]["per_class"][split]
-            ax.bar(
-                x + (i - (len(methods) - 1) / 2) * width,
-                [100 * pc[c]["mean"] for c in classes],
-                width,
-                yerr=[100 * pc[c]["std"] for c in classes],
-                capsize=2,
-                label=m,
-            )
-        ax.set_xticks(x, classes, rotation=30, ha="right")
-        ax.set_ylabel(f"AP on {split} (%)")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(output / "ap_per_class.png")
-        save_figure(fig, paths[-1])
+
+def plot_forest(results: dict[str, Any], output: Path, colours: dict[str, Any] | None = None) -> Path | None:
+    """Write :func:`forest_figure` as ``forest.png``; None when there is nothing to draw."""
+    fig = forest_figure(results, colours)
+    return None if fig is None else save_figure(fig, output / "forest.png")
+
+
+def split_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any:
+    """Per split (panels) and method (rows by family), the primary metric's mean over seeds with its 95%
+    interval; the dashed line is `none`'s mean."""
+    colours = _colours(results, colours)
+    metric = primary_metric(results)
+    splits = results["splits"]
+    n = len(results["seeds"])
+    groups = family_rows(list(results["methods"]))
+    rows = sum(len(ms) + 0.9 for ms in groups.values()) + 0.8 * (len(groups) - 1)
+    fig = new_figure(min(11.0, 2.2 + 3.0 * len(splits)), 1.2 + 0.25 * rows, dpi=REPORT_DPI)
+    axes = fig.subplots(1, len(splits), squeeze=False)[0]
+    for k, (ax, split) in enumerate(zip(axes, splits)):
+        panel: dict[str, list[Interval]] = {}
+        for family, members in groups.items():
+            for m in members:
+                value = primary_summary(results["methods"][m], split, metric)
+                interval = _interval_of_mean(value)
+                interval.label = row_label(m, seeds_of(value), n)
+                panel.setdefault(family, []).append(interval)
+        base = results["methods"].get(BASELINE)
+        reference = None if base is None else 100 * primary_summary(base, split, metric)["mean"]
+        draw_intervals(ax, panel, colours, reference=None, mark_excluding_zero=False, labels=k == 0)
+        if reference is not None:
+            ax.axvline(reference, color="0.3", linewidth=0.9, linestyle="--", zorder=0)
+        ax.set_title(split, fontsize=10)
+        ax.set_xlabel(f"{METRIC_NAMES[metric]} (%)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8.5)
+    fig.suptitle(f"{METRIC_TITLES[metric]}: mean over {_n_seeds_note(n)}; dashed: none", fontsize=10.5)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_heatmap_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any | None:
+    """AP per class (VOC07, the per-class metric the runs record): method × class heat maps, one per split,
+    each cell the mean over seeds (sequential colours). None without per-class APs."""
+    methods = list(results["methods"])
+    splits = [s for s in results["splits"] if results["methods"][methods[0]]["per_class"].get(s)]
+    if not splits:
+        return None
+    colours = _colours(results, colours)
+    groups = family_rows(methods)
+    ordered = [m for ms in groups.values() for m in ms]
+    classes = list(results["methods"][methods[0]]["per_class"][splits[0]])
+    fig = new_figure(min(11.5, 2.8 + 0.5 * len(classes) * len(splits)), 1.5 + 0.3 * len(ordered),
+                     dpi=REPORT_DPI)  # fmt: skip
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, len(splits), squeeze=False)[0]
+    image = None
+    for k, (ax, split) in enumerate(zip(axes, splits)):
+        values = np.array(
+            [[100 * results["methods"][m]["per_class"][split].get(c, {"mean": np.nan})["mean"] for c in classes]
+             for m in ordered]
+        )  # fmt: skip
+        image = draw_heatmap(ax, values, ordered if k == 0 else [""] * len(ordered), classes, cmap="viridis",
+                             vmin=0.0, vmax=100.0, fmt="{:.0f}", row_colours=colours,
+                             separators=family_starts(groups))  # fmt: skip
+        ax.set_title(split, fontsize=10)
+        ax.tick_params(axis="x", rotation=45)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01, aspect=30, label="AP (%)")
+    n = len(results["seeds"])
+    fig.suptitle(f"VOC07 AP per class (%), mean over {n} seed" + ("s" if n > 1 else ""), fontsize=10.5)
+    return fig
+
+
+def plot_results(results: dict[str, Any], output: Path, colours: dict[str, Any] | None = None) -> list[Path]:
+    """``map_by_split.png`` (:func:`split_figure`), ``ap_per_class.png`` (:func:`per_class_heatmap_figure`) and,
+    with an occlusion sweep, ``occlusion_curve.png``; returns their paths."""
+    colours = _colours(results, colours)
+    paths = [save_figure(split_figure(results, colours), output / "map_by_split.png")]
+    fig = per_class_heatmap_figure(results, colours)
+    if fig is not None:
+        paths.append(save_figure(fig, output / "ap_per_class.png"))
 
     curves = {m: e["occlusion"] for m, e in results["methods"].items() if e.get("occlusion")}
     if curves:
-        fig = new_figure(5, 3.6, dpi=REPORT_DPI)
+        fig = new_figure(6, 4, dpi=REPORT_DPI)
         ax = fig.subplots()
         for m, c in curves.items():
             means = np.array([100 * v["mean"] for v in c["mAP"]])
-            stds = np.array([100 * v["std"] for v in c["mAP"]])
-            ax.plot(c["fractions"], means, marker="o", label=m)
-            ax.fill_between(c["fractions"], means - stds, means + stds, alpha=0.2)
+            halves = np.array([t_half_width(v.get("std") or 0.0, seeds_of(v) or 0) or 0.0 for v in c["mAP"]])
+            ax.plot(c["fractions"], means, marker="o", label=m, color=colours.get(m), gid=m)
+            ax.fill_between(c["fractions"], means - 100 * halves, means + 100 * halves, alpha=0.15,
+                            color=colours.get(m))  # fmt: skip
         ax.set_xlabel("occluded fraction of every box")
         ax.set_ylabel("VOC07 mAP (%)")
-        ax.legend(fontsize=8)
+        ax.set_title(f"mean over {_n_seeds_note(len(results['seeds']))}", fontsize=10)
+        ax.legend(fontsize=8, loc="lower left")
+        ax.grid(alpha=0.3)
         fig.tight_layout()
-        paths.append(output / "occlusion_curve.png")
-        save_figure(fig, paths[-1])
+        paths.append(save_figure(fig, output / "occlusion_curve.png"))
     return paths
 
 
@@ -454,9 +602,13 @@ def per_class_delta_table(results: dict[str, Any], split: str) -> str:
     deltas = per_class_deltas(results, split)
     methods = list(deltas)
     classes = list(next(iter(deltas.values()), {}))
-    lines = ["| class | " + " | ".join(f"Δ {m}" for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    base = results["methods"][BASELINE]["per_class"][split] if methods else {}
+    lines = [
+        f"| class | {BASELINE} AP | " + " | ".join(f"Δ {m}" for m in methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
     for c in classes:
-        cells = []
+        cells = [spread_cell(base[c])]
         for m in methods:
             d = deltas[m].get(c)
             if d is None:
@@ -467,70 +619,114 @@ def per_class_delta_table(results: dict[str, Any], split: str) -> str:
     return "\n".join(lines)
 
 
-def plot_error_types(results: dict[str, Any], output: Path) -> Path | None:
-    """TIDE's dAP per error type (mean over seeds, whiskers the std), one bar per method, one panel per split.
-    Writes ``errors_by_type.png``; None when no run has the breakdown."""
+def errors_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any | None:
+    """TIDE's dAP per error type: one panel per split (rows of panels) and error type (columns), one row per
+    method with its mean over seeds and 95% interval; the dashed line is `none`'s mean. None when no run has the
+    breakdown."""
     splits = [s for s in results["splits"] if errors_table(results, s)]
     if not splits:
         return None
-    fig = new_figure(4.5 * len(splits), 3.6, dpi=REPORT_DPI)
-    axes = fig.subplots(1, len(splits), squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        rows = {m: e["errors"][split] for m, e in results["methods"].items() if split in e.get("errors", {})}
-        kinds = list(next(iter(rows.values())))
-        width = 0.8 / len(rows)
-        for i, (m, errors) in enumerate(rows.items()):
-            x = np.arange(len(kinds)) + (i - (len(rows) - 1) / 2) * width
-            ax.bar(x, [100 * errors[k]["mean"] for k in kinds], width,
-                   yerr=[100 * (errors[k]["std"] or 0.0) for k in kinds], capsize=2, label=m)  # fmt: skip
-        ax.set_xticks(np.arange(len(kinds)), kinds)
-        ax.set_title(split, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("dAP (AP points gained by fixing)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    path = output / "errors_by_type.png"
-    save_figure(fig, path)
-    return path
+    colours = _colours(results, colours)
+    n = len(results["seeds"])
+    methods = [
+        m for m in results["methods"] if all(s in results["methods"][m].get("errors", {}) for s in splits)
+    ]
+    groups = family_rows(methods)
+    kinds = list(results["methods"][methods[0]]["errors"][splits[0]])
+    rows = sum(len(ms) + 0.9 for ms in groups.values()) + 0.8 * (len(groups) - 1)
+    fig = new_figure(min(11.5, 2.0 + 1.55 * len(kinds)), 0.6 + len(splits) * (0.7 + 0.14 * rows),
+                     dpi=REPORT_DPI)  # fmt: skip
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(len(splits), len(kinds), squeeze=False)
+    for i, split in enumerate(splits):
+        for j, kind in enumerate(kinds):
+            ax = axes[i][j]
+            panel: dict[str, list[Interval]] = {}
+            for family, members in groups.items():
+                for m in members:
+                    interval = _interval_of_mean(results["methods"][m]["errors"][split][kind])
+                    interval.label = m
+                    panel.setdefault(family, []).append(interval)
+            draw_intervals(ax, panel, colours, reference=None, mark_excluding_zero=False, labels=j == 0)
+            if BASELINE in results["methods"]:
+                base = results["methods"][BASELINE]["errors"][split][kind]["mean"]
+                ax.axvline(100 * base, color="0.3", linewidth=0.9, linestyle="--", zorder=0)
+            if j == 0:
+                ax.tick_params(axis="y", labelsize=7.5)
+                ax.set_ylabel(split, fontsize=10, fontweight="bold")
+            ax.tick_params(axis="x", labelsize=7.5)
+            if i == 0:
+                ax.set_title(kind, fontsize=10)
+    fig.suptitle(
+        f"Where AP is lost (TIDE dAP, AP points gained by fixing the error type): mean over {_n_seeds_note(n)}; "
+        "dashed: none",
+        fontsize=10,
+    )
+    return fig
 
 
-def plot_per_class_deltas(results: dict[str, Any], output: Path) -> Path | None:
-    """A-Fast-RCNN's Fig. 5: per class, the change of AP of every method against `none`, one panel per split.
+def plot_error_types(
+    results: dict[str, Any], output: Path, colours: dict[str, Any] | None = None
+) -> Path | None:
+    """Write :func:`errors_figure` as ``errors_by_type.png``; None when no run has the breakdown."""
+    fig = errors_figure(results, colours)
+    return None if fig is None else save_figure(fig, output / "errors_by_type.png")
 
-    Bars are the mean paired difference over seeds (AP points), whiskers its 95% interval (with two or
-    more seeds). Writes ``delta_ap_per_class.png``; None without a `none` run or another method.
-    """
+
+def per_class_delta_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any | None:
+    """A-Fast-RCNN's Fig. 5 as a heat map: method × class, one panel per split, each cell the mean paired
+    change of AP against `none` (points), diverging around 0 on one scale for every panel; a framed cell in bold
+    has a 95% interval that excludes 0. Each class is headed by `none`'s AP. None without a `none` run or
+    another method."""
     splits = [s for s in results["splits"] if per_class_deltas(results, s)]
     if not splits:
         return None
+    colours = _colours(results, colours)
     first = per_class_deltas(results, splits[0])
-    methods = list(first)
+    groups = family_rows(list(first))
+    methods = [m for ms in groups.values() for m in ms]
     classes = list(next(iter(first.values())))
-    width = 0.8 / len(methods)
-    fig = new_figure(max(5.0, 0.55 * len(classes) * max(1, len(methods)) ** 0.5 + 1.5), 2.8 * len(splits),
-                     dpi=REPORT_DPI)  # fmt: skip
-    axes = fig.subplots(len(splits), 1, squeeze=False)
-    for ax, split in zip(axes[:, 0], splits):
+    tables = {}
+    for split in splits:
         deltas = per_class_deltas(results, split)
-        x = np.arange(len(classes))
+        values = np.full((len(methods), len(classes)), np.nan)
+        marked = np.zeros_like(values, dtype=bool)
         for i, m in enumerate(methods):
-            values = [deltas.get(m, {}).get(c) for c in classes]
-            means = np.array([100 * d["mean"] if d else np.nan for d in values])
-            low = np.array(
-                [100 * (d["mean"] - d["ci_low"]) if d and d["ci_low"] is not None else 0 for d in values]
-            )
-            high = np.array(
-                [100 * (d["ci_high"] - d["mean"]) if d and d["ci_high"] is not None else 0 for d in values]
-            )
-            errors = np.vstack([low, high]) if (low.any() or high.any()) else None
-            ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=errors, capsize=2, label=m)
-        ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xticks(x, classes, rotation=30, ha="right")
-        ax.set_ylabel(f"Δ AP vs {BASELINE} (points)")
-        ax.set_title(f"{split}: mean over {len(results['seeds'])} seed(s)", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = output / "delta_ap_per_class.png"
-    save_figure(fig, path)
-    return path
+            for j, c in enumerate(classes):
+                d = deltas.get(m, {}).get(c)
+                if d is not None:
+                    values[i, j] = 100 * d["mean"]
+                    marked[i, j] = _excludes_zero(d)
+        tables[split] = (values, marked)
+    limit = max(1.0, float(np.nanmax([np.nanmax(np.abs(v)) for v, _ in tables.values()])))
+    fig = new_figure(min(11.5, 2.8 + 0.5 * len(classes) * len(splits)), 1.7 + 0.3 * len(methods),
+                     dpi=REPORT_DPI)  # fmt: skip
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, len(splits), squeeze=False)[0]
+    image = None
+    for k, (ax, split) in enumerate(zip(axes, splits)):
+        values, marked = tables[split]
+        base = results["methods"][BASELINE]["per_class"][split]
+        columns = [f"{c}\n{_pct(base[c]['mean'])}" for c in classes]
+        image = draw_heatmap(ax, values, methods if k == 0 else [""] * len(methods), columns, cmap="RdBu",
+                             vmin=-limit, vmax=limit, marked=marked, fmt=compact_number, fontsize=7,
+                             row_colours=colours, separators=family_starts(groups))  # fmt: skip
+        ax.set_title(split, fontsize=10)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01, aspect=30, label=f"Δ AP vs {BASELINE} (points)")
+    n = len(results["seeds"])
+    fig.suptitle(
+        f"Change of VOC07 AP per class against `none` (under each class: none's AP), mean over {n} seed"
+        + ("s" if n > 1 else "")
+        + ("; framed, bold: the 95% interval excludes 0" if n > 1 else ""),
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_per_class_deltas(
+    results: dict[str, Any], output: Path, colours: dict[str, Any] | None = None
+) -> Path | None:
+    """Write :func:`per_class_delta_figure` as ``delta_ap_per_class.png``; None without a `none` run or another
+    method."""
+    fig = per_class_delta_figure(results, colours)
+    return None if fig is None else save_figure(fig, output / "delta_ap_per_class.png")

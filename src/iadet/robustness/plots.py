@@ -185,10 +185,16 @@ def plot_occlusion(curves: Mapping[str, Mapping[str, Any]], path: str | Path) ->
     return save_figure(figure, path)
 
 
-def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+def plot_part_reliance(
+    summaries: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    *,
+    colours: Mapping[str, Any] | None = None,
+) -> Path:
     """Per detector: the mean drop of the ground-truth probability when the most relied-on part is
     hidden next to the mean of the other three (left), and the top part's share (right), with 95%
-    intervals. ``summaries`` maps a label to :func:`iadet.robustness.part_reliance.summarize`'s dict.
+    intervals. ``summaries`` maps a label to :func:`iadet.robustness.part_reliance.summarize`'s dict;
+    ``colours`` (label -> colour, e.g. a compare report's) colours each detector's share bar and its labels.
     9 x 4 inches, 100 dpi, wider and with slanted labels for more than four detectors."""
     labels = [label for label, s in summaries.items() if s.get("objects")]
     many = len(labels) > 4
@@ -218,12 +224,19 @@ def plot_part_reliance(summaries: Mapping[str, Mapping[str, Any]], path: str | P
         0.6,
         yerr=[s["ci95"] or 0.0 for s in shares],
         capsize=3,
-        color="tab:gray",
+        color=[colours.get(label, "tab:gray") for label in labels] if colours else "tab:gray",
     )
     right.axhline(0.25, color="black", linewidth=0.8, linestyle="--")
     right.set_xticks(x, labels, **tick)
     right.set_ylim(0, 1)
     right.set_ylabel("top part's share of the drops (0.25 = even)")
+    if colours:
+        from matplotlib.colors import to_rgb
+
+        for ax in (left, right):
+            for text, label in zip(ax.get_xticklabels(), labels):
+                if label in colours:
+                    text.set_color(tuple(0.75 * c for c in to_rgb(colours[label])))
     right.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return save_figure(figure, path)
