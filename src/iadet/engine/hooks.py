@@ -123,6 +123,7 @@ class MetricsLogger(HookBase):
         self.bar.update(1)
         if t.iter % self.log_every and t.iter != t.max_iters:
             return
+        t.check_finite()  # no row of a failed run
         if t.device.type == "cuda":
             torch.cuda.synchronize(t.device)
         terms = {"loss": step.loss, **step.losses}
@@ -163,6 +164,7 @@ class PeriodicEvaluation(HookBase):
     def after_step(self) -> None:
         t = self.trainer
         if self.every and t.iter % self.every == 0 and t.iter < t.max_iters:
+            t.check_finite()
             self.evaluate(t.iter)
 
 
@@ -240,4 +242,5 @@ class Checkpointer(HookBase):
     def after_step(self) -> None:
         t, step = self.trainer, self.trainer.step
         if t.stop_requested or (self.every and t.iter % self.every == 0) or t.iter >= t.max_iters:
+            t.check_finite()  # never the weights of a step whose loss was not finite
             self.save(t.iter, step.epoch, step.position)

@@ -118,6 +118,11 @@ class Trainer:
             hook.trainer = self
             self.hooks.append(hook)
         self.step: StepResult | None = None
+        # the first step whose loss was not finite (-1: none yet) and its loss terms, kept on the
+        # device so that a step does not wait for it (see note_finite / check_finite)
+        self._first_bad: Tensor | None = None
+        self._bad_terms: Tensor | None = None
+        self._bad_names: list[str] = []
         self.trains_detector = True
         self.stop_requested = False
         self.interrupted = False
@@ -136,6 +141,7 @@ class Trainer:
                 self.run_step()
                 for hook in self.hooks:
                     hook.after_step()
+            self.check_finite()
             self.interrupted = self.stop_requested
         finally:
             for hook in self.hooks:
@@ -162,7 +168,7 @@ class Trainer:
             data_time=data_time,
             stats=self.method.raw_statistics() if self.method is not None else {},
         )
-        self._check_finite()
+        self._note_finite()
 
         self.optimizer.zero_grad(set_to_none=True)
         if self.trains_detector:
@@ -180,12 +186,35 @@ class Trainer:
         self.iter += 1
         self.step.time = time.perf_counter() - start
 
-    def _check_finite(self) -> None:
+    def _note_finite(self) -> None:
+        """Remember, on the device, the first step whose loss is not finite (no synchronisation)."""
         step = self.step
-        finite = bool(torch.isfinite(step.loss).item())
-        if dist.any_true(not finite, self.device):
-            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in step.losses.items())
-            raise NonFiniteLoss(f"non-finite loss at iteration {self.iter + 1}: {terms}")
+        terms = torch.stack([v.detach().float().reshape(()) for v in step.losses.values()])
+        bad = ~torch.isfinite(step.loss.detach().float())
+        if self._first_bad is None or self._bad_terms.shape != terms.shape:
+            self._first_bad = torch.full((), -1, dtype=torch.int64, device=terms.device)
+            self._bad_terms = torch.zeros_like(terms)
+            self._bad_names = list(step.losses)
+        first = bad & (self._first_bad < 0)
+        self._first_bad = torch.where(first, self.iter + 1, self._first_bad)
+        self._bad_terms = torch.where(first, terms, self._bad_terms)
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLoss` naming the first step whose loss was not finite, on every rank.
+
+        The one host-device synchronisation of the check: the hooks call it where they read values
+        anyway (a logged row, a checkpoint, an evaluation) and the loop at its end, so that no step
+        waits for the device only to learn that its loss is finite. A non-finite loss therefore stops
+        the run at the next such point, before any checkpoint holds its weights.
+        """
+        first = int(self._first_bad) if self._first_bad is not None else -1
+        if not dist.any_true(first >= 0, self.device):
+            return
+        if first < 0:
+            raise NonFiniteLoss(f"non-finite loss on another process by iteration {self.iter}")
+        values = self._bad_terms.tolist()
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in zip(self._bad_names, values))
+        raise NonFiniteLoss(f"non-finite loss at iteration {first}: {terms}")
 
     # --- state ------------------------------------------------------------------------------
     def adversary_state(self) -> dict[str, Any]:
