@@ -327,7 +327,28 @@ WRONG_USES = [
         "attach before wrapping",
     ),
     (lambda m: iadet.list_methods("rois"), ValueError, "kind must be"),
+    (lambda m: iadet.attach(torch.compile(m), "ia"), ValueError, "attach before wrapping"),
+    (lambda m: iadet.attach(_keypoint_rcnn(), "ia"), TypeError, "keypoint heads are not supported"),
+    (lambda m: iadet.attach(m, "ia", max_iters=True), ValueError, "max_iters must be a positive integer"),
+    (
+        lambda m: iadet.attach(m, iadet.attach(m, "ia"), roi_ratio=0.3, replace=True),
+        ValueError,
+        "method module",
+    ),
+    (lambda m: iadet.attach(m, "ia").set_iteration(-1), ValueError, "iteration must be >= 0"),
+    (
+        lambda m: iadet.attach(m, "ohem").load_state_dict(iadet.attach(stock_detector(), "ia").state_dict()),
+        ValueError,
+        "a state of method 'ia' (InvertedAttention) cannot be loaded into method 'ohem'",
+    ),
 ]
+
+
+def _keypoint_rcnn() -> nn.Module:
+    from torchvision.models.detection import KeypointRCNN
+
+    detector = stock_detector()
+    return KeypointRCNN(detector.backbone, num_classes=2, rpn_anchor_generator=detector.rpn.anchor_generator)
 
 
 @pytest.mark.parametrize("use, error, message", WRONG_USES)
