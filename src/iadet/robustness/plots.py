@@ -205,13 +205,15 @@ def plot_part_reliance(
     )
     x = list(range(len(labels)))
     width = 0.38
-    for offset, key, name in (
-        (-width / 2, "top_drop", "most relied-on part"),
-        (width / 2, "other_drop", "other parts"),
+    # with method colours, the two kinds of part in greys, so that no bar reads as a method's hue
+    for offset, key, name, grey in (
+        (-width / 2, "top_drop", "most relied-on part", "0.3"),
+        (width / 2, "other_drop", "other parts", "0.7"),
     ):
         means = [summaries[label][key]["mean"] for label in labels]
         errors = [summaries[label][key]["ci95"] or 0.0 for label in labels]
-        left.bar([i + offset for i in x], means, width, yerr=errors, capsize=3, label=name)
+        left.bar([i + offset for i in x], means, width, yerr=errors, capsize=3, label=name,
+                 color=grey if colours else None)  # fmt: skip
     left.set_xticks(x, labels, **tick)
     left.set_ylabel("drop of p(ground-truth class) when hidden")
     left.axhline(0, color="black", linewidth=0.5)
