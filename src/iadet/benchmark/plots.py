@@ -228,7 +228,7 @@ def draw_heatmap(
     separators: Sequence[int] = (),
 ) -> Any:
     """A ``len(rows) x len(columns)`` heat map of ``values`` (NaN: a blank cell) with each value written in its
-    cell; ``marked`` cells get a black frame and bold text; a line above each row index in ``separators`` (e.g.
+    cell; ``marked`` cells get a frame and bold text; a line above each row index in ``separators`` (e.g.
     where a method family starts). Returns the image (for a colour bar)."""
     from matplotlib.patches import Rectangle
 
@@ -243,12 +243,13 @@ def draw_heatmap(
             rgba = image.cmap(norm(v))
             light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.55
             text = fmt(v) if callable(fmt) else fmt.format(v)
+            ink = "black" if light else "white"
             ax.text(
-                j, i, text.replace("-", "−"), ha="center", va="center", fontsize=fontsize,
-                color="black" if light else "white", fontweight="bold" if strong else "normal",
+                j, i, text.replace("-", "−"), ha="center", va="center", fontsize=fontsize, color=ink,
+                fontweight="bold" if strong else "normal",
             )  # fmt: skip
-            if strong:
-                ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor="black",
+            if strong:  # framed in the text's ink, so that a frame shows on dark cells too
+                ax.add_patch(Rectangle((j - 0.42, i - 0.42), 0.84, 0.84, fill=False, edgecolor=ink,
                                        linewidth=1.6))  # fmt: skip
     ax.set_xticks(range(len(columns)), columns, fontsize=7.5)
     ax.set_yticks(range(len(rows)), rows, fontsize=8.5)
