@@ -10,7 +10,8 @@ Layout of the output directory::
                                        "primary", "pending": {m: [finished seeds]} with --finished-only}
     OUTPUT/report.md                  the primary metric's mean ± std per method and split, paired differences to
                                       `none` with 95% CIs, the smallest detectable effect, then every metric
-    OUTPUT/*.png                      bars with error bars, AP per class (and robustness plots)
+    OUTPUT/*.png                      forest.png (the headline: paired Δ to `none` with 95% intervals), the primary
+                                      metric by split, error types, per-class heat maps (and robustness plots)
 
 Runs that already finished are reused, interrupted ones resumed, so a comparison can be
 stopped and continued. The seed sets ``train.seed`` — initialisation, data order, flips and
