@@ -57,15 +57,20 @@ def _graph() -> dict[str, set[str]]:
     return graph
 
 
-def _layer(module: str) -> tuple[str, int]:
+def _top(module: str) -> str:
     parts = module.split(".")
-    top = parts[1] if len(parts) > 1 else "__init__"
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _layer(module: str) -> tuple[str, int]:
+    top = _top(module)
     return top, LAYERS[top]
 
 
 def test_every_package_has_a_layer():
-    graph = _graph()
-    assert all(_layer(m)[0] in LAYERS for m in graph)
+    unlayered = sorted({_top(m) for m in _graph()} - set(LAYERS))
+    assert unlayered == [], f"give these a layer in LAYERS: {unlayered}"
+    assert not set(LAYERS) - {_top(m) for m in _graph()}, "LAYERS names a package that does not exist"
 
 
 def test_no_layer_imports_a_layer_above_it():

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import re
 import runpy
 from pathlib import Path
 
@@ -26,12 +27,28 @@ def test_config_tables_are_generated_from_the_schema():
     )
 
 
+def _section(heading: str) -> str:
+    """The README's text under ``heading`` up to the next heading of any level."""
+    start = README.index(heading + "\n") + len(heading) + 1
+    return re.split(r"\n#{2,4} ", README[start:], maxsplit=1)[0]
+
+
 def test_every_command_and_method_is_documented():
     from iadet.cli import COMMANDS
-    from iadet.modeling.methods import method_names
+    from iadet.modeling.attach import list_methods
 
-    for command in COMMANDS:
-        assert f"`{command}`" in README, command
-    for method in method_names():
-        if not method.startswith("test-"):
-            assert f"`{method}`" in README, method
+    listed = re.search(r"`iadet --help` lists every command \(([^)]*)\)", README)
+    assert listed, "README: the sentence listing every command is gone"
+    assert re.findall(r"`([\w-]+)`", listed.group(1)) == list(COMMANDS)
+    # every RoI method has a row of the methods table, every image-space one is in the baselines' section
+    table = _section("## Methods")
+    rows = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([^`]+)`", line.split(" | ")[0])
+    }
+    assert set(list_methods()) <= rows, set(list_methods()) - rows
+    baselines = _section("### The baselines a user would try first")
+    for method in list_methods("image"):
+        assert f"`{method}`" in baselines, method

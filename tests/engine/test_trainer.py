@@ -16,7 +16,7 @@ import torch
 
 from iadet.cli import main
 from iadet.config import load_config
-from iadet.config.methods import MethodParams, register_preset
+from iadet.config.methods import PRESETS, MethodParams, register_preset
 from iadet.engine import trainer as trainer_module
 from iadet.engine.checkpoint import check_plain, load_file
 from iadet.engine.trainer import train
@@ -177,10 +177,15 @@ class NanAtThree(RoIMethod, params=NanParams):
         return RoIOutput(features * float("nan") if self.iteration == 2 else features)
 
 
-register_preset("test-nan-at-3", NanParams, doc="test only")
+@pytest.fixture
+def nan_method():
+    """``method.name=test-nan-at-3`` for one test (registered, then removed: other tests never see it)."""
+    register_preset("test-nan-at-3", NanParams, doc="test only")
+    yield
+    PRESETS.pop("test-nan-at-3")
 
 
-def test_non_finite_loss_stops_with_iteration_and_terms(shared_voc: Path, tmp_path: Path):
+def test_non_finite_loss_stops_with_iteration_and_terms(shared_voc: Path, tmp_path: Path, nan_method):
     out = tmp_path / "run"
     cfg = _config(shared_voc, 6, ("method.name=test-nan-at-3", "train.checkpoint_every=1"))
     with pytest.raises(
