@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from iadet.data.catalog import open_split
-from iadet.errors import ConfigError, IadetError
+from iadet.errors import ConfigError
 from iadet.robustness import benchmark as B
 from iadet.robustness.benchmark import (
     CorruptImage,
@@ -212,14 +212,11 @@ def test_occlusion_curve_falls_as_the_boxes_are_covered(split) -> None:
 
 
 def test_real_occluder_covers_the_requested_fraction(split) -> None:
-    try:
-        occluder = B.default_occluder()
-    except IadetError:
-        pytest.skip("paste_occluders has not landed in iadet.data yet")
     fractions = [0.0, 0.1, 0.3, 0.5]
-    coverage = measure_coverage(split, fractions, seed=0, occluder=occluder)
+    coverage = measure_coverage(split, fractions, seed=0, occluder=B.default_occluder())
     assert coverage[0] == 0.0
-    np.testing.assert_allclose(coverage[1:], fractions[1:], atol=0.1)
+    # the textured occluders cover what is asked to within a percentage point (measured: 0.100, 0.301, 0.500)
+    np.testing.assert_allclose(coverage[1:], fractions[1:], atol=0.01)
 
 
 def coco_copy(split, root) -> object:
