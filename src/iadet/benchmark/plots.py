@@ -179,6 +179,7 @@ def draw_intervals(
     if reference is not None:
         ax.axvline(reference, color="black", linewidth=0.9, zorder=0)
     ax.set_ylim(max(rows + headers) + 0.7, min(headers) - 0.7)
+    ax.margins(x=0.08)
     ax.grid(axis="x", alpha=0.3)
     ax.tick_params(axis="y", length=0)
     ax.set_yticks(ticks)

@@ -421,7 +421,7 @@ def _interval_of_mean(value: dict[str, Any], scale: float = 100.0) -> Interval:
 
 
 def _n_seeds_note(n: int) -> str:
-    return "one seed: no intervals" if n == 1 else f"{n} seeds, 95% Student-t intervals"
+    return "one seed, no intervals" if n == 1 else f"mean over {n} seeds, 95% Student-t intervals"
 
 
 def forest_figure(results: dict[str, Any], colours: dict[str, Any] | None = None) -> Any | None:
@@ -464,7 +464,7 @@ def forest_figure(results: dict[str, Any], colours: dict[str, Any] | None = None
         ax.set_xlabel(f"Δ {METRIC_NAMES[metric]} vs none (points)", fontsize=9)
         ax.tick_params(axis="x", labelsize=8.5)
     fig.suptitle(
-        f"Paired difference to `none`, {METRIC_TITLES[metric]}: mean over {_n_seeds_note(n)}",
+        f"Paired difference to `none`, {METRIC_TITLES[metric]}: " + _n_seeds_note(n),
         fontsize=10.5,
     )
     fig.text(
@@ -510,7 +510,7 @@ def split_figure(results: dict[str, Any], colours: dict[str, Any] | None = None)
         ax.set_title(split, fontsize=10)
         ax.set_xlabel(f"{METRIC_NAMES[metric]} (%)", fontsize=9)
         ax.tick_params(axis="x", labelsize=8.5)
-    fig.suptitle(f"{METRIC_TITLES[metric]}: mean over {_n_seeds_note(n)}; dashed: none", fontsize=10.5)
+    fig.suptitle(f"{METRIC_TITLES[metric]}: {_n_seeds_note(n)}; dashed: none", fontsize=10.5)
     fig.tight_layout()
     return fig
 
@@ -568,7 +568,7 @@ def plot_results(results: dict[str, Any], output: Path, colours: dict[str, Any] 
                             color=colours.get(m))  # fmt: skip
         ax.set_xlabel("occluded fraction of every box")
         ax.set_ylabel("VOC07 mAP (%)")
-        ax.set_title(f"mean over {_n_seeds_note(len(results['seeds']))}", fontsize=10)
+        ax.set_title(f"{_n_seeds_note(len(results['seeds']))}", fontsize=10)
         ax.legend(fontsize=8, loc="lower left")
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -658,7 +658,7 @@ def errors_figure(results: dict[str, Any], colours: dict[str, Any] | None = None
             if i == 0:
                 ax.set_title(kind, fontsize=10)
     fig.suptitle(
-        f"Where AP is lost (TIDE dAP, AP points gained by fixing the error type): mean over {_n_seeds_note(n)}; "
+        f"Where AP is lost (TIDE dAP, AP points gained by fixing the error type): {_n_seeds_note(n)}; "
         "dashed: none",
         fontsize=10,
     )
