@@ -24,3 +24,12 @@ def test_checkpoint_labels_given_must_match_and_be_distinct() -> None:
         checkpoint_labels(["a.pth", "b.pth"], ["x"])
     with pytest.raises(ConfigError, match="distinct"):
         checkpoint_labels(["a.pth", "b.pth"], ["x", "x"])
+
+
+def test_each_corruption_line_names_its_metric(tmp_path, capsys) -> None:
+    from iadet.cli.robustness import _save_partial
+
+    for metric, name in (("coco", "COCO AP"), ("voc07", "VOC07 mAP")):
+        _save_partial("gaussian_noise", 3, 0.412, table={}, clean=0.6, path=tmp_path / "r.json",
+                      extra={"label": "ia", "metric": metric}, log=True)  # fmt: skip
+        assert capsys.readouterr().out.strip() == f"ia: gaussian_noise severity 3: {name} 41.2"

@@ -122,7 +122,10 @@ def _save_partial(
     partial = performance_under_corruption(clean, table, allow_partial=True)
     write_json(path, {**partial, "complete": False, **extra})
     if log:
-        print(f"{extra['label']}: {name} severity {severity}: mAP {100 * value:.1f}", flush=True)
+        metric = {"voc07": "VOC07 mAP", "voc": "VOC area mAP", "coco": "COCO AP"}.get(
+            extra.get("metric"), "mAP"
+        )
+        print(f"{extra['label']}: {name} severity {severity}: {metric} {100 * value:.1f}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
