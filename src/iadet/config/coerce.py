@@ -19,6 +19,9 @@ from typing import Any
 from iadet.config.schema import RANGES
 from iadet.errors import ConfigError, closest
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""Integer config values must fit in 64 bits."""
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 60, 60
 
@@ -70,24 +73,32 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise ConfigError(f"{key}: expected true/false, got {short_repr(value)}")
     if tp is int:
+        number_int: int | None = None
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            pass
+        elif isinstance(value, int):
+            number_int = value
+        elif isinstance(value, float) and value.is_integer():
+            number_int = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value)
+                number_int = int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
+        if number_int is None:
+            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
+        if not INT_MIN <= number_int <= INT_MAX:  # seeds, sizes and counts end in int64 tensors and C code
+            raise ConfigError(f"{key}: expected an integer of at most 64 bits, got {short_repr(value)}")
+        return number_int
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
         number: float | None = None
         if isinstance(value, (int, float)):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond float range
+                number = math.inf
         elif isinstance(value, str):
             try:
                 number = float(_fraction(value))

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from iadet.config.coerce import build_section
+from iadet.config.coerce import build_section, short_repr
 from iadet.config.methods import MethodParams, method_params
 from iadet.config.schema import SECTIONS, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from iadet.errors import ConfigError, closest
@@ -168,9 +168,15 @@ def load_raw(name_or_path: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     base = raw.pop("_base_", None)
     if base is None:
         return raw
-    base_ref = str(base)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: _base_ must be a built-in config name or a path, got {short_repr(base)}")
+    base_ref = base
     if base_ref not in PRESETS and not Path(base_ref).is_absolute():
         base_ref = str(path.parent / base_ref)
+    if base_ref not in PRESETS and not Path(base_ref).is_file():
+        raise ConfigError(
+            f"{path}: _base_ {short_repr(base)} is neither a built-in name ({', '.join(PRESETS)}) nor an existing file"
+        )
     return _deep_merge(load_raw(base_ref, (*seen, str(path.resolve()))), raw)
 
 
@@ -207,9 +213,22 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 def load_config(name_or_path: str | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load a built-in or YAML config, apply ``section.key=value`` overrides, validate."""
+    from iadet.config.presets import PRESETS
+
+    overrides = list(overrides)
     raw = load_raw(name_or_path) if name_or_path else {}
     raw = apply_overrides(raw, overrides)
-    return Config.from_dict(raw, origin=str(name_or_path or "config"))
+    origin = str(name_or_path or "config")
+    try:
+        return Config.from_dict(raw, origin=origin)
+    except ConfigError as exc:
+        # a bad value names its key; one from the file (not from a --set naming that key) names the file too
+        message = str(exc)
+        keys = [text.split("=", 1)[0].strip() for text in overrides]
+        from_file = name_or_path and name_or_path not in PRESETS and origin not in message
+        if from_file and not any(key and key in message for key in keys):
+            raise ConfigError(f"{origin}: {message}") from None
+        raise
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -156,7 +156,10 @@ class Range:
     high_open: bool = False
 
     def allows(self, value: float) -> bool:
-        if not math.isfinite(value):
+        try:
+            if not math.isfinite(value):
+                return False
+        except OverflowError:  # an integer beyond float range
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False

@@ -67,30 +67,48 @@ def _require(entry: Any, keys: Sequence[str], path: Path, what: str) -> None:
             raise DataError(f"{path}: {what} is missing key '{key}'")
 
 
+def _finite(value: Any) -> bool:
+    """A JSON number that is finite as a float: booleans, strings, NaN, infinities and integers beyond
+    float range (``1e400`` written out, which ``math.isfinite`` cannot even convert) are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` as JSON, cut to ``limit`` characters (an id or a value quoted in a message)."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer too long to print
+        text = f"<a {type(value).__name__} too long to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _number(entry: dict, key: str, path: Path, what: str, *, integer: bool = False) -> float:
     """``entry[key]`` as a finite number (a whole one with ``integer``); booleans and strings refused."""
     value = entry[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = _finite(value)
     if ok and integer:
         ok = float(value).is_integer()
     if not ok:
         kind = "a whole number" if integer else "a finite number"
-        raise DataError(f"{path}: {what} field '{key}' must be {kind}, got {json.dumps(value)[:40]}")
+        raise DataError(f"{path}: {what} field '{key}' must be {kind}, got {_shown(value)}")
     return value
 
 
 def _id(entry: dict, key: str, path: Path, what: str) -> int | str:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise DataError(
-            f"{path}: {what} field '{key}' must be an integer or a string, got {json.dumps(value)[:40]}"
-        )
+        raise DataError(f"{path}: {what} field '{key}' must be an integer or a string, got {_shown(value)}")
     return value
 
 
 def _safe_file_name(name: Any, path: Path, what: str) -> str:
     if not isinstance(name, str):
-        raise DataError(f"{path}: {what} field 'file_name' must be a string, got {json.dumps(name)[:40]}")
+        raise DataError(f"{path}: {what} field 'file_name' must be a string, got {_shown(name)}")
     return plain_name(name, str(path), f"{what} file_name", subdirs=True)
 
 
@@ -125,7 +143,7 @@ def open_coco(
 
     images = {}
     for k, img in enumerate(data["images"]):
-        what = f"image {img.get('id', k) if isinstance(img, dict) else k}"
+        what = f"image {_shown(img.get('id', k)) if isinstance(img, dict) else k}"
         _require(img, ("id", "file_name", "width", "height"), ann_path, what)
         _id(img, "id", ann_path, what)
         for key in ("width", "height"):
@@ -135,34 +153,28 @@ def open_coco(
 
     per_image: dict[Any, list[dict]] = defaultdict(list)
     for k, ann in enumerate(data["annotations"]):
-        what = f"annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
+        what = f"annotation {_shown(ann.get('id', k)) if isinstance(ann, dict) else k}"
         try:
             _require(ann, ("image_id", "category_id", "bbox"), ann_path, what)
             _id(ann, "image_id", ann_path, what)
             _id(ann, "category_id", ann_path, what)
             if ann["image_id"] not in images:
                 raise DataError(
-                    f"{ann_path}: {what} refers to image id {ann['image_id']} that does not exist"
+                    f"{ann_path}: {what} refers to image id {_shown(ann['image_id'])} that does not exist"
                 )
             if ann["category_id"] not in {c["id"] for c in categories}:
                 raise DataError(
-                    f"{ann_path}: {what} has category id {ann['category_id']} that does not exist"
+                    f"{ann_path}: {what} has category id {_shown(ann['category_id'])} that does not exist"
                 )
             bbox = ann["bbox"]
-            if not (
-                isinstance(bbox, list)
-                and len(bbox) == 4
-                and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox
-                )
-            ):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_finite(v) for v in bbox)):
                 raise DataError(
                     f"{ann_path}: {what} field 'bbox' must be [x, y, width, height] of finite numbers, "
-                    f"got {json.dumps(bbox)[:80]}"
+                    f"got {_shown(bbox, 80)}"
                 )
             if ann.get("iscrowd", 0) not in (0, 1):
                 raise DataError(
-                    f"{ann_path}: {what} field 'iscrowd' must be 0 or 1, got {json.dumps(ann['iscrowd'])[:40]}"
+                    f"{ann_path}: {what} field 'iscrowd' must be 0 or 1, got {_shown(ann['iscrowd'])}"
                 )
         except DataError as exc:
             if problems is None:
@@ -173,7 +185,7 @@ def open_coco(
 
     records = []
     for image_id, img in images.items():
-        what = f"image {image_id}"
+        what = f"image {_shown(image_id)}"
         try:
             file_name = _safe_file_name(img["file_name"], ann_path, what)
             path = image_dir / file_name
@@ -192,7 +204,7 @@ def open_coco(
                 x2, y2 = min(x + w, float(width)), min(y + h, float(height))
                 if x2 <= x1 or y2 <= y1:
                     raise DataError(
-                        f"{ann_path}: annotation {ann.get('id')} lies outside its {width}x{height} image"
+                        f"{ann_path}: annotation {_shown(ann.get('id'))} lies outside its {width}x{height} image"
                     )
                 boxes.append((x1, y1, x2, y2))
                 labels.append(label_of[ann["category_id"]])

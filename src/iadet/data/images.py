@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from iadet.data.files import LIMITS
-from iadet.errors import DataError
+from iadet.errors import DataError, reason
 
 # EXIF orientations 5-8 swap width and height
 _TRANSPOSED = {5, 6, 7, 8}
@@ -84,14 +84,14 @@ def load_image(path: str | Path) -> Image.Image:
             image = ImageOps.exif_transpose(image)
             image.load()
             return to_rgb(image)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file (or an unsupported format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(
-            f"{path}: cannot read image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        ) from None
+    except Exception as exc:  # Pillow's decoders on a corrupt file: OSError, SyntaxError, ValueError, ...
+        raise DataError(f"{path}: cannot read image ({reason(exc)})") from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -104,12 +104,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 orientation = image.getexif().get(0x0112, 1)
             except Exception:  # a broken EXIF block does not make the image unreadable
                 orientation = 1
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file (or an unsupported format)") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc})") from None
+    except Exception as exc:  # a corrupt header: Pillow raises OSError, SyntaxError, ValueError, ...
+        raise DataError(f"{path}: cannot read image ({reason(exc)})") from None
     return (height, width) if orientation in _TRANSPOSED else (width, height)
 
 

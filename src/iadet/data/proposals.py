@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from iadet.data.records import ImageRecord
-from iadet.errors import DataError
+from iadet.errors import DataError, reason
 from iadet.serialization import MAX_PICKLE_BYTES, UnsafePickle, check_pickle
 
 SUFFIXES = (".pkl", ".pickle", ".npz", ".mat")
@@ -44,14 +44,18 @@ class Proposals:
         self.boxes: dict[str, np.ndarray] = {}
         for image_id, array in boxes.items():
             key = _id_string(image_id)
-            array = np.asarray(array)
-            if (
-                array.ndim != 2
-                or array.shape[1] != 4
-                or (array.size and not np.issubdtype(array.dtype, np.number))
-            ):
+            shown = repr(key[:80])
+            try:
+                array = np.asarray(array)
+            except (ValueError, TypeError):  # ragged lists
                 raise DataError(
-                    f"{source}: proposals of image '{key}' must be a (K, 4) array of numbers, got shape {array.shape}"
+                    f"{source}: proposals of image {shown} must be a (K, 4) array of numbers, got ragged lists"
+                ) from None
+            real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            if array.ndim != 2 or array.shape[1] != 4 or (array.size and not real):
+                raise DataError(
+                    f"{source}: proposals of image {shown} must be a (K, 4) array of real numbers, "
+                    f"got shape {array.shape} of {array.dtype}"
                 )
             self.boxes[key] = array.astype(np.float32, copy=False)
 
@@ -66,7 +70,7 @@ class Proposals:
         try:
             return self.boxes[key]
         except KeyError:
-            raise DataError(f"{self.source}: no proposals for image '{key}'") from None
+            raise DataError(f"{self.source}: no proposals for image {key[:80]!r}") from None
 
     def for_record(self, record: ImageRecord) -> np.ndarray:
         """The proposals of ``record``, ready for a detector: ``(K', 4)`` float32, file order kept.
@@ -150,6 +154,15 @@ def _read_pickle(path: Path) -> Any:
 
 def _from_detectron(data: Mapping[str, Any], path: Path) -> dict[str, np.ndarray]:
     """Detectron's ``{"ids", "boxes", "scores"}``: boxes sorted by descending score per image."""
+    try:
+        return _detectron_boxes(data, path)
+    except (ValueError, TypeError, IndexError) as exc:  # lists that are not lists, ragged or not numbers
+        raise DataError(
+            f"{path}: not Detectron's layout ('ids', 'boxes', 'scores' lists of equal length: {reason(exc)})"
+        ) from None
+
+
+def _detectron_boxes(data: Mapping[str, Any], path: Path) -> dict[str, np.ndarray]:
     ids, boxes = list(data["ids"]), list(data["boxes"])
     scores = list(data["scores"]) if data.get("scores") is not None else [None] * len(ids)
     if not len(ids) == len(boxes) == len(scores):
@@ -174,8 +187,8 @@ def _read_mat(path: Path) -> dict[str, np.ndarray]:
 
     try:
         data = loadmat(str(path))
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
-        raise DataError(f"{path}: unreadable .mat file ({exc})") from None
+    except Exception as exc:  # scipy on a corrupt file: ValueError, IndexError, TypeError, EOFError, ...
+        raise DataError(f"{path}: unreadable .mat file ({reason(exc)})") from None
     if "images" not in data or "boxes" not in data:
         raise DataError(f"{path}: a .mat proposal file needs 'images' and 'boxes' (Fast R-CNN's layout)")
     images, boxes = data["images"].ravel(), data["boxes"].ravel()
@@ -184,7 +197,13 @@ def _read_mat(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for name, box in zip(images, boxes):
         key = str(np.asarray(name).ravel()[0]) if np.asarray(name).size else ""
-        box = np.asarray(box, dtype=np.float64).reshape(-1, 4)
+        try:
+            box = np.asarray(box, dtype=np.float64)
+        except (ValueError, TypeError):
+            box = None
+        if box is None or box.size % 4:
+            raise DataError(f"{path}: the boxes of image {key[:80]!r} are not rows of 4 numbers")
+        box = box.reshape(-1, 4)
         out[key] = box[:, (1, 0, 3, 2)] - 1.0
     return out
 
@@ -199,8 +218,8 @@ def load_proposals(path: str | Path) -> Proposals:
         try:
             with np.load(path, allow_pickle=False) as data:
                 boxes = {key: data[key] for key in data.files}
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{path}: unreadable .npz ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # a corrupt archive: ValueError, BadZipFile, EOFError, zlib.error, ...
+            raise DataError(f"{path}: unreadable .npz ({reason(exc)})") from None
     elif suffix == ".mat":
         boxes = _read_mat(path)
     elif suffix in (".pkl", ".pickle"):

@@ -1,0 +1,177 @@
+"""Each failure the fuzz harness found (tests/fuzz, benchmarks/fuzz.sh), as a plain test of its minimal case.
+
+Before the fix each of these ended in a traceback (``iadet: internal error``) or a message of several
+lines or unbounded length; now each is a one-line error naming the file (or the key).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iadet.config import load_config
+from iadet.data.coco import open_coco
+from iadet.data.images import image_size, load_image
+from iadet.data.proposals import load_proposals
+from iadet.errors import ConfigError, DataError, IadetError
+
+from conftest import cli_fails
+from conftest import train_args as _train_args
+
+
+def _coco(root: Path, images: list) -> Path:
+    (root / "annotations").mkdir(parents=True)
+    (root / "val").mkdir()
+    Image.new("RGB", (50, 40)).save(root / "val" / "a.jpg")
+    data = {"images": images, "annotations": [], "categories": [{"id": 1, "name": "cat"}]}
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(data))
+    return root
+
+
+def test_coco_integer_beyond_float_range(tmp_path):
+    """OverflowError: int too large to convert to float (math.isfinite on 10**400)."""
+    root = _coco(tmp_path / "c", [{"id": 0, "file_name": "a.jpg", "width": 1, "height": 10**400}])
+    with pytest.raises(
+        DataError, match=r"instances_val.json: image 0 field 'height' must be a whole number, got 1000"
+    ):
+        open_coco(root, "val")
+
+
+def test_coco_huge_id_is_shown_shortened(tmp_path):
+    """The image's id (a list holding a 400-digit number) was printed whole: a 600-character message."""
+    root = _coco(tmp_path / "c", [{"id": [{"": 10**400}], "file_name": "a.jpg", "width": 0, "height": 0}])
+    with pytest.raises(DataError) as info:
+        open_coco(root, "val")
+    message = str(info.value)
+    assert "instances_val.json: image [{" in message and len(message) < 250, message
+
+
+def test_coco_string_id_with_a_line_end(tmp_path):
+    root = _coco(tmp_path / "c", [{"id": "a\nb", "file_name": "missing.jpg", "width": 5, "height": 5}])
+    with pytest.raises(DataError) as info:
+        open_coco(root, "val")
+    assert "\n" not in str(info.value) and "missing.jpg" in str(info.value)
+
+
+@pytest.mark.parametrize("data", [b"P6\n\x00\x00\x00\x00\x00\x0065535", b"P6\n\x0055", b"P6", b"P5\n\x00"])
+def test_ppm_with_a_broken_header(tmp_path, data):
+    """Pillow raises ValueError from the PPM header; image_size caught only OSError."""
+    path = tmp_path / "x.ppm"
+    path.write_bytes(data)
+    for read in (image_size, load_image):
+        with pytest.raises(DataError, match=r"x.ppm: (cannot read image|not an image)"):
+            read(path)
+
+
+def test_png_declaring_an_absurd_size(tmp_path):
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    path = tmp_path / "x.png"
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2**31 - 1, 2**31 - 1, 8, 2, 0, 0, 0))
+    )
+    with pytest.raises(DataError, match=r"x.png: (image declares .* megapixels|not an image)"):
+        image_size(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "pattern"),
+    [
+        ("p.mat", b"cos\nsystem\n(S'echo pwned'\ntR.", r"p.mat: unreadable .mat file"),  # scipy: IndexError
+        ("p.npz", b"", r"p.npz: unreadable .npz"),  # numpy: EOFError
+        ("p.npz", b"PK\x05\x06", r"p.npz: unreadable .npz"),  # zipfile.BadZipFile
+        ("p.pkl", b"(dp0\nV000000\np1\n(lp2\n(lp3\na(lp4\nNaas.", r"p.pkl: proposals of image '000000' .*ragged"),
+        ("p.pkl", pickle.dumps({"a": np.ones((2, 4), np.complex64)}), r"p.pkl: proposals of image 'a' .*of complex64"),
+        ("p.pkl", pickle.dumps({"ids": 3, "boxes": []}), r"p.pkl: not Detectron's layout"),
+        ("p.pkl", pickle.dumps({"ids": ["a"], "boxes": [[[1, 2]]], "scores": [["x"]]}), r"p.pkl: not Detectron's layout"),
+    ],
+)  # fmt: skip
+def test_proposal_files_that_broke_their_readers(tmp_path, name, data, pattern):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=pattern):
+        load_proposals(path)
+
+
+def test_mat_boxes_that_are_not_rows_of_four(tmp_path):
+    """numpy: cannot reshape array of size 1 into shape (4)."""
+    from scipy.io import savemat
+
+    names, boxes = np.empty(1, object), np.empty(1, object)
+    names[0], boxes[0] = "000000", np.ones(1)
+    savemat(tmp_path / "p.mat", {"images": names, "boxes": boxes})
+    with pytest.raises(DataError, match=r"p.mat: the boxes of image '000000' are not rows of 4 numbers"):
+        load_proposals(tmp_path / "p.mat")
+
+
+def test_config_base_that_is_not_a_name(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("_base_: []\n")
+    with pytest.raises(
+        ConfigError, match=r"c.yaml: _base_ must be a built-in config name or a path, got \[\]"
+    ):
+        load_config(str(path))
+    path.write_text("_base_: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: _base_ 'missing.yaml' is neither a built-in name"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (f"train:\n  seed: {10**30}\n", r"c.yaml: train.seed: expected an integer of at most 64 bits"),
+        (
+            f"train:\n  lr: {10**400}\n",
+            r"c.yaml: train.lr: expected a finite number",
+        ),  # float(): OverflowError
+        (
+            f"train:\n  batch_size: {10**400}\n",
+            r"c.yaml: train.batch_size: expected an integer of at most 64 bits",
+        ),
+        ("train:\n  lr: !!binary aGVsbG8=\n", r"c.yaml: train.lr: expected a number, got b'hello'"),
+    ],
+)
+def test_config_values_name_the_file(tmp_path, text, pattern):
+    """Values beyond float range raised OverflowError (math.isfinite); a bad value in a file named only
+    its key."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(str(path))
+
+
+def test_override_with_a_line_end_stays_one_line():
+    with pytest.raises(ConfigError) as info:
+        load_config("quick", ["\r"])
+    assert str(info.value) == r"override '\r' is not of the form section.key=value"
+    with pytest.raises(ConfigError) as info:
+        load_config("quick", ["train.l\nr=1"])
+    assert "\n" not in str(info.value) and r"train.l\nr" in str(info.value)
+
+
+def test_every_iadet_error_is_one_line():
+    assert str(DataError("a.xml: object 1 has unknown class 'do\ng\u2028'")) == (
+        r"a.xml: object 1 has unknown class 'do\ng\u2028'"
+    )
+    assert str(IadetError("plain message, é ü")) == "plain message, é ü"
+
+
+def test_cli_prints_a_class_name_with_a_line_end_on_one_line(tmp_path, capsys):
+    from conftest import make_voc
+
+    root = make_voc(tmp_path / "voc", n_train=2, n_test=1)
+    xml = root / "Annotations" / "000000.xml"
+    xml.write_text(xml.read_text().replace("<name>square</name>", "<name>squ\nare</name>", 1))
+    cli_fails(
+        capsys, _train_args(root, tmp_path / "o"), r"000000.xml: object 1 has unknown class 'squ\\nare'", 2
+    )
