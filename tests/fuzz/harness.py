@@ -45,7 +45,13 @@ MAX_MESSAGE = 600
 """Longest accepted error message (characters): a refused value is shown shortened."""
 
 COUNTS: Counter[str] = Counter()
-"""``"<test>:result"`` / ``"<test>:error"``: how each test's examples ended (written by conftest)."""
+"""``"<test>:examples"``: examples run; ``"<test>:result"`` / ``"<test>:error"``: how the parser calls ended
+(an example may make several calls); written by ``tests/fuzz/conftest.py``."""
+
+
+def tried(test: str) -> None:
+    """Count one example of ``test`` (call it first in the test's body)."""
+    COUNTS[f"{test}:examples"] += 1
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -121,10 +127,10 @@ def outcome(test: str, call: Callable[[], Any], culprits: Iterable[str]) -> Any:
 
 
 def write_counts(path: str | Path) -> None:
-    """Append this session's per-test counts (examples that ended in a result / an error) as one JSON line."""
+    """Append this session's per-test counts (examples; calls that ended in a result / an error) as one JSON line."""
     tests: dict[str, dict[str, int]] = {}
     for key, n in COUNTS.items():
         test, kind = key.rsplit(":", 1)
-        tests.setdefault(test, {"result": 0, "error": 0})[kind] = n
+        tests.setdefault(test, {"examples": 0, "result": 0, "error": 0})[kind] = n
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"seed": os.environ.get("IADET_FUZZ_SEED"), "tests": tests}) + "\n")

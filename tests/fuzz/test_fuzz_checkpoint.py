@@ -22,7 +22,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.harness import fuzz_settings, outcome
+from fuzz.harness import fuzz_settings, outcome, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.config import load_config
 from iadet.engine.loading import load_detector
@@ -146,10 +146,11 @@ def checkpoint_bytes(draw) -> bytes:
 @fuzz_settings(40)
 @given(checkpoint_bytes())
 def test_checkpoint_file(data: bytes) -> None:
+    tried("checkpoint_file")
     path = _DIR / f"ckpt{next(_COUNTER)}.pth"
     path.write_bytes(data)
     try:
-        outcome("checkpoint", lambda: load_file(path), [path.name])
+        outcome("checkpoint_file", lambda: load_file(path), [path.name])
     finally:
         path.unlink()
 
@@ -176,9 +177,10 @@ def detector_checkpoint(draw) -> object:
 @fuzz_settings(10)
 @given(detector_checkpoint())
 def test_eval_and_export_loader(obj: object) -> None:
+    tried("eval_and_export_loader")
     run = _DIR / f"run{next(_COUNTER)}"
     run.mkdir()
     path = run / "model_final.pth"
     torch.save(obj, path)
     (run / "config.yaml").write_text(yaml.safe_dump(_QUICK))
-    outcome("detector_loader", lambda: load_detector(path), [path.name, "config.yaml"])
+    outcome("eval_and_export_loader", lambda: load_detector(path), [path.name, "config.yaml"])

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome
+from fuzz.harness import fuzz_settings, outcome, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.data.coco import open_coco
 
@@ -107,6 +107,7 @@ def coco_bytes(draw) -> bytes:
 @fuzz_settings(60)
 @given(coco_bytes())
 def test_coco_json(data: bytes) -> None:
+    tried("coco_json")
     ANNOTATIONS.write_bytes(data)
     split = outcome("coco_json", lambda: open_coco(_ROOT, "val"), [ANNOTATIONS.name, "val/"])
     if split is not None:

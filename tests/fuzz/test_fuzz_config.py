@@ -19,7 +19,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.harness import fuzz_settings, outcome
+from fuzz.harness import fuzz_settings, outcome, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.config import load_config
 from iadet.config.methods import method_names
@@ -119,6 +119,7 @@ def _culprits(path: Path, dotted: list[str], overrides: list[str]) -> list[str]:
 @fuzz_settings(60)
 @given(config_document(), st.lists(override(), max_size=3))
 def test_config_file_and_overrides(document: tuple[bytes, list[str]], overrides: list[str]) -> None:
+    tried("config_file_and_overrides")
     data, dotted = document
     path = _DIR / f"config{next(_COUNTER)}.yaml"
     path.write_bytes(data)
@@ -142,7 +143,10 @@ def test_config_file_and_overrides(document: tuple[bytes, list[str]], overrides:
 @given(st.lists(override(), min_size=1, max_size=4))
 def test_overrides_on_a_preset(overrides: list[str]) -> None:
     """``iadet train --config quick --set ...``: only the overrides are fuzzed."""
+    tried("overrides_on_a_preset")
     keys = [o.split("=", 1)[0].strip() for o in overrides]
-    config = outcome("overrides", lambda: load_config("quick", overrides), ["override", "quick", *keys])
+    config = outcome(
+        "overrides_on_a_preset", lambda: load_config("quick", overrides), ["override", "quick", *keys]
+    )
     if config is not None:
         yaml.safe_dump(config.to_dict())

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome
+from fuzz.harness import fuzz_settings, outcome, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.data.images import image_size, load_image
 from iadet.data.proposals import load_proposals
@@ -111,11 +111,12 @@ def proposal_file(draw) -> tuple[str, bytes]:
 @fuzz_settings(60)
 @given(proposal_file())
 def test_proposal_file(file: tuple[str, bytes]) -> None:
+    tried("proposal_file")
     suffix, data = file
     path = _DIR / f"proposals{next(_COUNTER)}{suffix}"
     path.write_bytes(data)
     try:
-        proposals = outcome("proposals", lambda: load_proposals(path), [path.name])
+        proposals = outcome("proposal_file", lambda: load_proposals(path), [path.name])
         if proposals is None:
             return
         for key in list(proposals.boxes):
@@ -128,7 +129,7 @@ def test_proposal_file(file: tuple[str, bytes]) -> None:
                 np.zeros(0, np.int64),
                 np.zeros(0, bool),
             )
-            boxes = outcome("proposals", lambda r=record: proposals.for_record(r), [path.name])
+            boxes = outcome("proposal_file", lambda r=record: proposals.for_record(r), [path.name])
             if boxes is not None:
                 assert boxes.dtype == np.float32 and boxes.ndim == 2 and boxes.shape[1] == 4
                 assert np.isfinite(boxes).all()
@@ -176,12 +177,13 @@ def image_file(draw) -> tuple[str, bytes]:
 @fuzz_settings(60)
 @given(image_file())
 def test_image_header_and_decoding(file: tuple[str, bytes]) -> None:
+    tried("image_header_and_decoding")
     suffix, data = file
     path = _DIR / f"image{next(_COUNTER)}{suffix}"
     path.write_bytes(data)
     try:
-        size = outcome("image", lambda: image_size(path), [path.name])
-        image = outcome("image", lambda: load_image(path), [path.name])
+        size = outcome("image_header_and_decoding", lambda: image_size(path), [path.name])
+        image = outcome("image_header_and_decoding", lambda: load_image(path), [path.name])
         if image is not None:
             assert image.mode == "RGB"
             if size is not None:

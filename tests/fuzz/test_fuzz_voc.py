@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome
+from fuzz.harness import fuzz_settings, outcome, tried
 from iadet.data.voc import parse_annotation, read_classes, read_split, read_voc_xml
 
 CLASSES = ("square", "bar")
@@ -103,9 +103,10 @@ def _write(data: bytes, suffix: str) -> Path:
 @fuzz_settings(60)
 @given(annotation_xml())
 def test_voc_annotation(data: bytes) -> None:
+    tried("voc_annotation")
     xml = _write(data, ".xml")
     try:
-        record = outcome("voc_xml", lambda: parse_annotation(xml, CLASSES, IMAGE), [xml.name])
+        record = outcome("voc_annotation", lambda: parse_annotation(xml, CLASSES, IMAGE), [xml.name])
         if record is not None:
             assert (record.width, record.height) == (WIDTH, HEIGHT)
             assert record.boxes.shape == (len(record.labels), 4)
@@ -115,7 +116,9 @@ def test_voc_annotation(data: bytes) -> None:
                 assert (record.boxes[:, 3] <= HEIGHT - 1).all()
                 assert (record.boxes[:, :2] <= record.boxes[:, 2:]).all()
             assert set(record.labels.tolist()) <= {1, 2}
-        parsed = outcome("voc_xml", lambda: read_voc_xml(xml), [xml.name])  # the devkit evaluation's reader
+        parsed = outcome(
+            "voc_annotation", lambda: read_voc_xml(xml), [xml.name]
+        )  # the devkit evaluation's reader
         if parsed is not None:
             assert all(math.isfinite(v) for obj in parsed[1] for v in obj.box)
     finally:
@@ -147,6 +150,7 @@ def text_file(draw) -> bytes:
 @fuzz_settings(60)
 @given(text_file())
 def test_split_file(data: bytes) -> None:
+    tried("split_file")
     split = _ROOT / "ImageSets" / "Main" / "fuzz.txt"
     split.write_bytes(data)
     ids = outcome("split_file", lambda: read_split(_ROOT, "fuzz"), [split.name])
@@ -158,10 +162,11 @@ def test_split_file(data: bytes) -> None:
 @fuzz_settings(60)
 @given(text_file())
 def test_classes_file(data: bytes) -> None:
+    tried("classes_file")
     path = _ROOT / "classes.txt"
     path.write_bytes(data)
     try:
-        names = outcome("classes_txt", lambda: read_classes(_ROOT), [path.name])
+        names = outcome("classes_file", lambda: read_classes(_ROOT), [path.name])
         if names is not None:
             assert names and len(set(names)) == len(names) and all(n == n.strip() and n for n in names)
     finally:
