@@ -24,8 +24,8 @@ on a toy VOC dataset (the one the tests build: 16 training and 8 test images, 96
 3. after every kill, ``checkpoint.pth`` (when present) must load (:func:`iadet.serialization.load_file`):
    a kill never leaves a corrupt checkpoint;
 4. at the end every tensor of ``model_final.pth`` is compared with the reference's (``torch.equal``
-   and the largest absolute difference), and ``eval.json``'s metrics too; no stale temporary file
-   may remain.
+   and the largest absolute difference), every entry of the final ``checkpoint.pth`` too (optimiser,
+   adversary, RNG states, progress), and ``eval.json``'s metrics; no stale temporary file may remain.
 
 The summary (per method: kills by kind, resumes, fresh restarts, missed kills, max weight difference,
 verdict) goes to ``--output``/summary.json and summary.md. ``benchmarks/soak_resume.sh`` runs it.
@@ -108,6 +108,8 @@ class Segment:
         self.log = open(log, "ab")  # noqa: SIM115 (closed in wait())
         self.log.write(f"\n$ {' '.join(cmd)}\n".encode())
         self.log.flush()
+        out = Path(cmd[cmd.index("--output") + 1])
+        self.final_before = mtime(out / "model_final.pth")  # a previous segment's, if any
         self.start = time.time()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, start_new_session=True, cwd=ROOT)
 
@@ -186,7 +188,7 @@ def kill_segment(seg: Segment, out: Path, kind: str, timing: dict[str, float], r
             time.sleep(POLL_S / 3)
     elif kind == "final-eval":
         final = out / "model_final.pth"
-        while seg.alive() and not (mtime(final) >= seg.start - 1 and time.time() - mtime(final) < 60):
+        while seg.alive() and mtime(final) <= seg.final_before:  # this segment's own model_final.pth
             time.sleep(POLL_S)
         delay = rng.uniform(0, 0.8 * timing["final_eval_s"])
         event["delay_after_final_s"] = round(delay, 3)
@@ -232,6 +234,34 @@ def compare_weights(a: Path, b: Path) -> dict[str, Any]:
         "tensors_differing": len(differing),
         "first_differing": differing[:5],
     }
+
+
+def compare_checkpoints(a: Path, b: Path) -> dict[str, Any]:
+    """Every entry of two final ``checkpoint.pth`` (weights, optimiser, adversary, RNG states, progress,
+    config): the paths that differ."""
+    differing: list[str] = []
+
+    def walk(x: Any, y: Any, where: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            if set(x) != set(y):
+                differing.append(f"{where} (keys)")
+                return
+            for key in x:
+                walk(x[key], y[key], f"{where}.{key}")
+        elif isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+            if len(x) != len(y):
+                differing.append(f"{where} (length)")
+                return
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{where}[{i}]")
+        elif isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            if x.shape != y.shape or not torch.equal(x, y):
+                differing.append(where)
+        elif x != y and not (x != x and y != y):  # NaN == NaN here
+            differing.append(where)
+
+    walk(load_file(a), load_file(b), "checkpoint")
+    return {"identical": not differing, "entries_differing": differing[:10]}
 
 
 def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) -> dict[str, Any]:
@@ -281,6 +311,7 @@ def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) ->
         raise SystemExit(f"[{method}] the final resume failed (exit {code}); see {log}")
 
     weights = compare_weights(ref / "model_final.pth", run / "model_final.pth")
+    checkpoint = compare_checkpoints(ref / "checkpoint.pth", run / "checkpoint.pth")
     ev_ref = json.loads((ref / "eval.json").read_text())
     ev_run = json.loads((run / "eval.json").read_text())
     metrics = ("mAP", "AP", "AP50", "AP75")
@@ -305,11 +336,12 @@ def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) ->
         "finished_before_all_kills": finished_early,
         "stale_temporaries_at_end": temporaries(run),
         "weights": weights,
+        "final_checkpoint": checkpoint,
         "eval_metrics_identical": same_eval,
         "eval": {m: [ev_ref.get(m), ev_run.get(m)] for m in metrics if m in ev_ref},
         "reference_timing_s": {k: round(v, 3) for k, v in timing.items()},
         "wall_s": round(time.time() - started, 1),
-        "lossless": bool(weights["identical"] and same_eval),
+        "lossless": bool(weights["identical"] and checkpoint["identical"] and same_eval),
         "events": events,
     }
 
@@ -337,8 +369,9 @@ def write_summary(results: list[dict[str, Any]], output: Path, args: argparse.Na
         f"Config: {summary['config']}.",
         "",
         "| method | loader workers | kills (random / checkpoint write / final eval) | missed | resumes "
-        "| fresh starts | checkpoint always loadable | tensors identical | max abs weight diff | eval identical |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fresh starts | checkpoint always loadable | tensors identical | max abs weight diff | final checkpoint identical "
+        "| eval identical |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         k = r["kills_by_kind"]
@@ -348,7 +381,8 @@ def write_summary(results: list[dict[str, Any]], output: Path, args: argparse.Na
             f"{k.get('checkpoint-write', 0)} / {k.get('final-eval', 0)}) | {r['missed_kills']} | {r['resumes']} "
             f"| {r['fresh_starts_before_first_checkpoint']} | {r['checkpoint_always_loadable']} "
             f"| {w.get('tensors', 0) - w.get('tensors_differing', 0)}/{w.get('tensors', 0)} "
-            f"| {w['max_abs_diff']} | {r['eval_metrics_identical']} |"
+            f"| {w['max_abs_diff']} | {r.get('final_checkpoint', {}).get('identical', 'not compared')} "
+            f"| {r['eval_metrics_identical']} |"
         )
     lines += [
         "",
@@ -371,8 +405,23 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/soak", help="scratch directory for the runs")
     parser.add_argument("--output", default="benchmarks/results/soak")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="train nothing: add the final-checkpoint comparison to an existing summary.json from --work",
+    )
     args = parser.parse_args()
     work = Path(args.work).resolve()
+    if args.recheck:
+        saved = json.loads((Path(args.output) / "summary.json").read_text())
+        for r in saved["methods"]:
+            tag = r["method"].replace("+", "_")
+            r["final_checkpoint"] = compare_checkpoints(
+                work / f"{tag}-reference" / "checkpoint.pth", work / f"{tag}-killed" / "checkpoint.pth"
+            )
+            r["lossless"] = bool(r["lossless"] and r["final_checkpoint"]["identical"])
+        write_summary(saved["methods"], Path(args.output), args)
+        return 0 if all(r["lossless"] for r in saved["methods"]) else 1
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for spec in args.methods.split(","):

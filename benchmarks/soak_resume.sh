@@ -4,6 +4,7 @@
 # during checkpoint writes, during the final evaluation) and resumed each time; the final weights must be
 # bit-identical to an uninterrupted run's. ~15-30 min on one CPU core. Run it in the background:
 #   nohup nice -n 19 bash benchmarks/soak_resume.sh > runs/soak.log 2>&1 &
+# (a summary written before the final-checkpoint comparison existed: python benchmarks/soak_resume.py --recheck)
 # then commit benchmarks/results/soak/summary.{json,md}. KILLS=5 METHODS=gridmask:2 for a short try.
 set -euo pipefail
 cd "$(dirname "$0")/.."
