@@ -60,11 +60,11 @@ from conftest import make_voc  # noqa: E402
 
 POLL_S = 0.003
 
-# what the soak shortens (the `quick` preset otherwise): toy data, small images, 40 iterations
+# what the soak shortens (the `quick` preset otherwise): toy data, small images, and train.max_iters (40 by
+# default, per method: --methods gridmask:2:60)
 SHORTENED = [
     "model.min_size=72",
     "model.max_size=96",
-    "train.max_iters=40",
     "train.warmup_iters=5",
     "train.lr_steps=[30]",
     "train.checkpoint_every=2",
@@ -73,10 +73,12 @@ SHORTENED = [
 ]
 
 
-def train_command(data: Path, out: Path, method: str, workers: int | None, resume: bool) -> list[str]:
+def train_command(
+    data: Path, out: Path, method: str, workers: int | None, iters: int, resume: bool
+) -> list[str]:
     """The ``iadet train`` command line of one segment."""
     args = [sys.executable, "-m", "iadet", "train", "--config", "quick", "--output", str(out), "--quiet"]
-    sets = [f"data.root={data}", f"method.name={method}", *SHORTENED]
+    sets = [f"data.root={data}", f"method.name={method}", f"train.max_iters={iters}", *SHORTENED]
     if workers is not None:
         sets.append(f"data.num_workers={workers}")
     for s in sets:
@@ -132,11 +134,13 @@ class Segment:
         return code
 
 
-def reference_run(data: Path, out: Path, method: str, workers: int | None, log: Path) -> dict[str, float]:
+def reference_run(
+    data: Path, out: Path, method: str, workers: int | None, iters: int, log: Path
+) -> dict[str, float]:
     """The uninterrupted run, watched for its timings: start-up (to the first checkpoint write),
     the mean interval between checkpoint writes, and the end-of-training evaluation (from
     ``model_final.pth`` to ``eval.json``)."""
-    seg = Segment(train_command(data, out, method, workers, resume=False), log)
+    seg = Segment(train_command(data, out, method, workers, iters, resume=False), log)
     writes: list[float] = []
     seen_tmp: set[str] = set()
     final_at = eval_at = None
@@ -264,8 +268,12 @@ def compare_checkpoints(a: Path, b: Path) -> dict[str, Any]:
     return {"identical": not differing, "entries_differing": differing[:10]}
 
 
-def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) -> dict[str, Any]:
-    """Reference run, then ``kills`` kills with resumes; the method's summary."""
+def soak(method: str, workers: int | None, iters: int, kills: int, work: Path, seed: int) -> dict[str, Any]:
+    """Reference run, then ``kills`` kills with resumes; the method's summary.
+
+    A planned kill that finds the process already ended (its segment finished training) is made up
+    by a ``final-eval`` kill of a later resume, so the run is killed ``kills`` times in all.
+    """
     rng = random.Random(f"{method}-{seed}")
     data = work / "voc"
     if not data.exists():
@@ -277,7 +285,7 @@ def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) ->
     log = work / f"{tag}.log"
     log.unlink(missing_ok=True)
     started = time.time()
-    timing = reference_run(data, ref, method, workers, log)
+    timing = reference_run(data, ref, method, workers, iters, log)
     print(f"[{method}] reference: {json.dumps({k: round(v, 2) for k, v in timing.items()})}", flush=True)
 
     n_eval = min(3, kills)
@@ -287,25 +295,32 @@ def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) ->
     schedule = head + ["final-eval"] * n_eval
     events, resumes, fresh_starts = [], 0, 0
     finished_early = False
-    for k, kind in enumerate(schedule, 1):
+    k = 0
+    while schedule and k < 3 * kills:
+        kind = schedule.pop(0)
+        k += 1
         resume = (run / "checkpoint.pth").exists()
         if k > 1:
             resumes += resume
             fresh_starts += not resume
-        seg = Segment(train_command(data, run, method, workers, resume=resume), log)
+        seg = Segment(train_command(data, run, method, workers, iters, resume=resume), log)
         event = kill_segment(seg, run, kind, timing, rng)
         event["resumed"] = resume
         events.append(event)
-        print(f"[{method}] kill {k}/{kills}: {json.dumps(event)}", flush=True)
+        print(
+            f"[{method}] segment {k}, kill {sum(e['killed'] for e in events)}/{kills}: {json.dumps(event)}",
+            flush=True,
+        )
         if not event["killed"] and event["exit"] != 0:
             raise SystemExit(f"[{method}] segment {k} failed on its own (exit {event['exit']}); see {log}")
-        if not event["killed"] and kind != "final-eval":
-            finished_early = True
+        if not event["killed"]:
+            finished_early = finished_early or kind != "final-eval"
+            schedule.append("final-eval")  # made up by a kill in a later resume's final evaluation
     # the last resume, left to finish
     resume = (run / "checkpoint.pth").exists()
     resumes += resume
     fresh_starts += not resume
-    seg = Segment(train_command(data, run, method, workers, resume=resume), log)
+    seg = Segment(train_command(data, run, method, workers, iters, resume=resume), log)
     code = seg.wait()
     if code != 0:
         raise SystemExit(f"[{method}] the final resume failed (exit {code}); see {log}")
@@ -323,6 +338,7 @@ def soak(method: str, workers: int | None, kills: int, work: Path, seed: int) ->
     return {
         "method": method,
         "loader_workers": workers if workers is not None else "quick preset (1)",
+        "max_iters": iters,
         "kills": sum(e["killed"] for e in events),
         "kills_by_kind": by_kind,
         "missed_kills": sum(not e["killed"] for e in events),
@@ -352,7 +368,9 @@ def write_summary(results: list[dict[str, Any]], output: Path, args: argparse.Na
         "what": "SIGKILL at random moments, during checkpoint writes and during the final evaluation, "
         "each followed by --resume; final weights compared with an uninterrupted run",
         "command": "bash benchmarks/soak_resume.sh",
-        "config": "quick preset + " + " ".join(SHORTENED) + " on a toy VOC set (16 train / 8 test, 96x72)",
+        "config": "quick preset + train.max_iters (per method) + "
+        + " ".join(SHORTENED)
+        + " on a toy VOC set (16 train / 8 test, 96x72)",
         "seed": args.seed,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -368,16 +386,16 @@ def write_summary(results: list[dict[str, Any]], output: Path, args: argparse.Na
         f"{summary['date']}, torch {summary['torch']}, {summary['machine']}.",
         f"Config: {summary['config']}.",
         "",
-        "| method | loader workers | kills (random / checkpoint write / final eval) | missed | resumes "
+        "| method | loader workers | iterations | kills (random / checkpoint write / final eval) | missed | resumes "
         "| fresh starts | checkpoint always loadable | tensors identical | max abs weight diff | final checkpoint identical "
         "| eval identical |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         k = r["kills_by_kind"]
         w = r["weights"]
         lines.append(
-            f"| {r['method']} | {r['loader_workers']} | {r['kills']} ({k.get('random', 0)} / "
+            f"| {r['method']} | {r['loader_workers']} | {r.get('max_iters', 40)} | {r['kills']} ({k.get('random', 0)} / "
             f"{k.get('checkpoint-write', 0)} / {k.get('final-eval', 0)}) | {r['missed_kills']} | {r['resumes']} "
             f"| {r['fresh_starts_before_first_checkpoint']} | {r['checkpoint_always_loadable']} "
             f"| {w.get('tensors', 0) - w.get('tensors_differing', 0)}/{w.get('tensors', 0)} "
@@ -400,7 +418,11 @@ def write_summary(results: list[dict[str, Any]], output: Path, args: argparse.Na
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="asdn+astn,gridmask:2", help="method[:workers],...")
+    parser.add_argument(
+        "--methods",
+        default="asdn+astn,gridmask:2:60",
+        help="method[:workers[:max_iters]],... (default 40 iterations)",
+    )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/soak", help="scratch directory for the runs")
@@ -423,11 +445,16 @@ def main() -> int:
         write_summary(saved["methods"], Path(args.output), args)
         return 0 if all(r["lossless"] for r in saved["methods"]) else 1
     work.mkdir(parents=True, exist_ok=True)
+    summary = Path(args.output) / "summary.json"
+    kept = json.loads(summary.read_text())["methods"] if summary.exists() else []  # other methods' results
     results = []
     for spec in args.methods.split(","):
-        method, _, workers = spec.partition(":")
-        results.append(soak(method, int(workers) if workers else None, args.kills, work, args.seed))
-        write_summary(results, Path(args.output), args)
+        method, workers, iters = (spec.split(":") + ["", ""])[:3]
+        results.append(
+            soak(method, int(workers) if workers else None, int(iters or 40), args.kills, work, args.seed)
+        )
+        names = {r["method"] for r in results}
+        write_summary([r for r in kept if r["method"] not in names] + results, Path(args.output), args)
     print(json.dumps({r["method"]: {"lossless": r["lossless"], **r["weights"]} for r in results}))
     return 0 if all(r["lossless"] for r in results) else 1
 
