@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,26 @@ def _fingerprint(synth, preset: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _stale(lock: Path) -> bool:
+    """A lock left by a generator that is gone: its process (``host pid`` in the file) no longer runs on
+    this host (a ``kill -9``, a crash), or, on another host or unreadable, untouched for an hour."""
+    try:
+        owner = lock.read_text(encoding="utf-8", errors="replace").split()
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False  # released meanwhile: try again
+    if len(owner) == 2 and owner[0] == socket.gethostname() and owner[1].isdigit():
+        try:
+            os.kill(int(owner[1]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError):
+            pass
+        return False
+    # a lock without an owner yet (its writer is between open and write) is fresh: wait a little
+    return age > 3600
+
+
 def builtin_root(preset: str, seed: int = 0) -> Path:
     """The built-in dataset of ``preset``; generated on first use (a file lock guards concurrent runs)."""
     from iadet.data import synth
@@ -50,15 +72,24 @@ def builtin_root(preset: str, seed: int = 0) -> Path:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     lock = root.parent / f".{root.name}.lock"
+    told = False
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
             break
         except FileExistsError:
             if (root / "synth.json").is_file():
                 return root
-            if time.time() - lock.stat().st_mtime > 3600:  # a generator that died long ago
+            if _stale(lock):
                 lock.unlink(missing_ok=True)
+                continue
+            if not told:
+                print(
+                    f"iadet: waiting for another process generating the built-in data ({lock})",
+                    file=sys.stderr,
+                )
+                told = True
             time.sleep(0.5)
     try:
         if not (root / "synth.json").is_file():
