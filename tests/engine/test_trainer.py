@@ -173,7 +173,7 @@ class NanParams(MethodParams):
 class NanAtThree(RoIMethod, params=NanParams):
     """Test-only: poisons the features at the third iteration."""
 
-    def forward(self, features, labels, score_fn, batch):
+    def forward(self, features, batch):
         return RoIOutput(features * float("nan") if self.iteration == 2 else features)
 
 

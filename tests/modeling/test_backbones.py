@@ -75,9 +75,9 @@ def batch(detector: str) -> tuple[list[torch.Tensor], list[dict[str, torch.Tenso
 class RecordingIA(InvertedAttention):
     """Inverted Attention that remembers the shape of the RoI features it was given."""
 
-    def forward(self, features, labels, score_fn, batch):
+    def forward(self, features, batch):
         self.seen_shape = tuple(features.shape[1:])
-        out = super().forward(features, labels, score_fn, batch)
+        out = super().forward(features, batch)
         self.masked_fraction = out.stats.get("ia_masked_fraction")
         return out
 

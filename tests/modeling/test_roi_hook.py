@@ -28,8 +28,13 @@ def _inputs(seed=0):
 
 
 class Recorder(RoIMethod):
-    def forward(self, features, labels, score_fn, batch):
-        self.seen = (features.shape, labels.clone(), score_fn(features).shape, batch.image_index.clone())
+    def forward(self, features, batch):
+        self.seen = (
+            features.shape,
+            batch.labels.clone(),
+            batch.head(features).shape,
+            batch.image_index.clone(),
+        )
         return RoIOutput(features * 0)
 
 
@@ -43,9 +48,9 @@ class WithExtras(RoIMethod):
     def make_adversary_optimizer(self):
         return torch.optim.SGD([self.weight], lr=0.1)
 
-    def forward(self, features, labels, score_fn, batch):
+    def forward(self, features, batch):
         return RoIOutput(
-            features, losses={"loss_own": self.weight * 2.0}, stats={"own_rois": float(len(labels))}
+            features, losses={"loss_own": self.weight * 2.0}, stats={"own_rois": float(len(batch.labels))}
         )
 
 

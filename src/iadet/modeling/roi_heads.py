@@ -6,9 +6,10 @@ same submodules, same state-dict keys, and in eval mode it *is* torchvision's fo
 box head, predictor, Fast R-CNN loss (and the mask branch for Mask R-CNN) — with the
 method's hook between pooling and the box head::
 
+    proposals = sample(method.transform_proposals(proposals), targets)  # torchvision's 25/75 (or all)
     pooled = box_roi_pool(features, proposals)          # (N, C, H, W)
     method.begin_step()                                 # the method's clock: its stage, its ramp
-    out = method(pooled, labels, score_fn, batch)       # IA / ASDN / ASTN / identity -> RoIOutput
+    out = method(pooled, batch)                         # IA / ASDN / ASTN / identity -> RoIOutput
     method.end_step(out)                                # an adversary's own update; statistics
     logits, deltas = box_predictor(box_head(out.features))
 
@@ -33,7 +34,7 @@ from torchvision.models.detection.roi_heads import (
     maskrcnn_loss,
 )
 
-from iadet.modeling.methods.base import RoIBatch, RoIMethod
+from iadet.modeling.methods.base import BoxScorer, RoIBatch, RoIMethod
 from iadet.modeling.roi_align import pool_box_features
 
 
@@ -67,9 +68,36 @@ class HookedRoIHeads(RoIHeads):
         state.pop("_roi_method", None)
         return state
 
-    def score_fn(self, pooled: Tensor) -> Tensor:
-        """Box head + predictor on pooled features: ``(N, C, H, W) -> (N, K + 1)`` class logits."""
-        return self.box_predictor(self.box_head(pooled))[0]
+    @property
+    def score_fn(self) -> BoxScorer:
+        """Box head + predictor on pooled features, ``(N, C, H, W) -> (N, K + 1)`` class logits, as the
+        methods and the attention pictures probe them (a module over the heads' own submodules)."""
+        return BoxScorer(self.box_head, self.box_predictor)
+
+    def match_every_proposal(
+        self, proposals: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+        """torchvision's ``select_training_samples`` without the foreground/background subsampling:
+        every proposal and ground-truth box, with its label (the RoIs between the thresholds, ``-1``,
+        left out), matched index and encoded regression target; lists over images."""
+        self.check_targets(targets)
+        dtype, device = proposals[0].dtype, proposals[0].device
+        gt_boxes = [t["boxes"].to(dtype) for t in targets]
+        gt_labels = [t["labels"] for t in targets]
+        proposals = self.add_gt_proposals(proposals, gt_boxes)
+        matched_idxs, labels = self.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        matched_gt_boxes = []
+        for i in range(len(proposals)):
+            valid = torch.nonzero(labels[i] >= 0).squeeze(1)
+            proposals[i], labels[i], matched_idxs[i] = (
+                proposals[i][valid],
+                labels[i][valid],
+                matched_idxs[i][valid],
+            )
+            boxes = gt_boxes[i] if gt_boxes[i].numel() else torch.zeros((1, 4), dtype=dtype, device=device)
+            matched_gt_boxes.append(boxes[matched_idxs[i]])
+        regression_targets = self.box_coder.encode(matched_gt_boxes, proposals)
+        return proposals, matched_idxs, labels, regression_targets
 
     def forward(
         self,
@@ -99,8 +127,9 @@ class HookedRoIHeads(RoIHeads):
         method = self.roi_method
         assert method is not None
         method.follow_device(features[next(iter(features))].device)
-        proposals, matched_idxs, labels, regression_targets = method.sample_proposals(
-            self, proposals, targets
+        sample = self.match_every_proposal if method.samples_every_proposal else self.select_training_samples
+        proposals, matched_idxs, labels, regression_targets = sample(
+            method.transform_proposals(proposals), targets
         )
         pooled = pool_box_features(self.box_roi_pool, features, proposals, image_shapes)
 
@@ -111,15 +140,15 @@ class HookedRoIHeads(RoIHeads):
             ]
         )
         batch = RoIBatch(
-            proposals=proposals,
             labels=torch.cat(labels),
+            proposals=proposals,
             regression_targets=torch.cat(regression_targets),
             image_index=image_index,
             image_shapes=image_shapes,
-            iteration=method.iteration,
+            head=self.score_fn,
         )
         method.begin_step()
-        out = method(pooled, batch.labels, self.score_fn, batch)
+        out = method(pooled, batch)
         method.end_step(out)
         keep = out.keep
         if keep is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -208,7 +209,7 @@ def test_joint_stage_targets_only_the_masks_that_lowered_p_gt_enough():
     method = _asdn_method(image_share=0.5)
     at_step(method, 0, 10)
     batch = _batch(labels, images=2)
-    out = method(features.clone().requires_grad_(True), labels, head, batch)
+    out = method(features.clone().requires_grad_(True), replace(batch, head=head))
 
     dropped = out.features.detach() == 0
     assert not bool(dropped[:4].any())  # the first image stays clean
@@ -233,7 +234,7 @@ def test_pretraining_learns_the_hardest_window_of_foreground_rois_and_leaves_fea
     labels = torch.tensor([1, 0, 1])
     batch = _batch(labels)
     with torch.no_grad():  # the engine's forward while the detector is frozen
-        out = method(features, labels, head, batch)
+        out = method(features, replace(batch, head=head))
     assert out.features is features
     loss = out.losses["loss_asdn"]
     assert loss.requires_grad
@@ -251,7 +252,7 @@ def test_no_foreground_still_gives_every_adversary_parameter_a_zero_gradient():
     labels = torch.zeros(4, dtype=torch.int64)
     batch = _batch(labels)
     features = torch.rand(4, 1, 7, 7)
-    out = method(features, labels, CellHead(torch.ones(2, 7, 7)), batch)
+    out = method(features, replace(batch, head=CellHead(torch.ones(2, 7, 7))))
     assert torch.equal(out.features, features)
     grads = torch.autograd.grad(out.losses["loss_asdn"], adversary_parameters(method))
     assert all(bool(g.eq(0).all()) for g in grads)
@@ -266,7 +267,7 @@ def test_fixed_asdn_has_no_joint_loss_and_half_the_images_are_masked():
     labels = torch.tensor([1, 1, 1, 1])
     batch = _batch(labels, images=2)
     features = torch.rand(4, 1, 7, 7) + 0.5
-    out = method(features, labels, CellHead(torch.ones(2, 7, 7)), batch)
+    out = method(features, replace(batch, head=CellHead(torch.ones(2, 7, 7))))
     assert out.losses == {}
     assert torch.equal(out.features[:2], features[:2])  # the first image stays clean
     assert (out.features[2:] == 0).flatten(1).sum(1).tolist() == [15, 15]
@@ -277,6 +278,6 @@ def test_the_zero_loss_gives_dense_zero_gradients():
     at_step(method, 0, 10)
     labels = torch.zeros(2, dtype=torch.int64)
     batch = _batch(labels)
-    out = method(torch.rand(2, 1, 7, 7), labels, CellHead(torch.ones(2, 7, 7)), batch)
+    out = method(torch.rand(2, 1, 7, 7), replace(batch, head=CellHead(torch.ones(2, 7, 7))))
     grads = torch.autograd.grad(out.losses["loss_asdn"], adversary_parameters(method))
     assert all(g.is_contiguous() and bool(g.eq(0).all()) for g in grads)  # safe for an in-place all_reduce

@@ -96,10 +96,10 @@ def test_astn_rotates_foreground_rois_with_detached_angles_and_only_its_loss_tra
     head = LinearHead(2)
     labels = torch.tensor([1, 0, 2])
     batch = RoIBatch(
-        [torch.zeros(3, 4)], labels, torch.zeros(3, 4), torch.zeros(3, dtype=torch.int64), [(9, 9)]
+        labels, [torch.zeros(3, 4)], torch.zeros(3, 4), torch.zeros(3, dtype=torch.int64), [(9, 9)], head
     )
     features = torch.randn(3, 2, 7, 7, requires_grad=True)
-    out = method(features, labels, head, batch)
+    out = method(features, batch)
     assert torch.equal(out.features[1], features[1])  # background untouched
     assert not torch.allclose(out.features[0], features[0])
     assert 0 < out.stats["astn_abs_angle"] <= 10.0

@@ -35,7 +35,7 @@ def test_dropped_units_come_in_square_blocks_and_the_rest_is_rescaled():
     method = build_method({"name": "dropblock", "ramp": "constant", "drop_prob": 0.3, "block_size": 3})
     assert adversary_parameters(method) == []
     features = torch.ones(64, 16, 7, 7)
-    out = method(features, torch.zeros(64, dtype=torch.long), None, _batch(64))
+    out = method(features, _batch(64))
     dropped = out.features == 0
     assert 0.1 < dropped.float().mean() < 0.5
     kept = out.features[~dropped]
@@ -52,7 +52,7 @@ def test_the_linear_ramp_starts_at_zero_and_reaches_the_target():
     method = build_method({"name": "dropblock", "drop_prob": 0.2})
     features = torch.rand(8, 4, 7, 7) + 0.1
     at_step(method, 0, 100)
-    assert torch.equal(method(features, torch.zeros(8, dtype=torch.long), None, _batch(8)).features, features)
+    assert torch.equal(method(features, _batch(8)).features, features)
     at_step(method, 50, 100)
     assert method.current_drop_prob() == pytest.approx(0.1)
     at_step(method, 100, 100)
@@ -73,7 +73,7 @@ def test_half_precision_features_keep_their_scale(dtype):
     torch.manual_seed(0)
     method = build_method({"name": "dropblock", "ramp": "constant", "drop_prob": 0.1})
     features = torch.ones(512, 256, 7, 7, dtype=dtype)
-    out = method(features, torch.zeros(512, dtype=torch.long), None, _batch(512)).features
+    out = method(features, _batch(512)).features
     assert out.dtype == dtype
     kept = (out != 0).float().mean().item()
     assert 0.85 < kept < 0.95
@@ -86,6 +86,6 @@ def test_float32_features_are_torchvisions_result_bit_for_bit():
     method = build_method({"name": "dropblock", "ramp": "constant", "drop_prob": 0.2})
     features = torch.rand(16, 8, 7, 7) + 0.1
     torch.manual_seed(3)
-    ours = method(features, torch.zeros(16, dtype=torch.long), None, _batch(16)).features
+    ours = method(features, _batch(16)).features
     torch.manual_seed(3)
     assert torch.equal(ours, drop_block2d(features, 0.2, 3, training=True))

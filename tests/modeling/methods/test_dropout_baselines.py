@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -36,7 +38,7 @@ def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_t
     labels = torch.tensor([1, 2, 0, 1, 0, 2])
     features = torch.rand(6, 4, 7, 7) + 0.1
     batch = _batch(labels, images=2)
-    out = method(features.requires_grad_(True), labels, WindowHead(), batch)
+    out = method(features.requires_grad_(True), replace(batch, head=WindowHead()))
     assert torch.equal(out.features[:3], features[:3])  # the first image is clean
     zero_cells = (out.features.detach() == 0).all(dim=1).flatten(1).sum(1)
     assert zero_cells.tolist() == [0, 0, 0, 15, 0, 15]  # all channels of 15 of 49 cells
@@ -46,8 +48,8 @@ def test_random_dropout_zeroes_the_asdns_cell_count_on_foreground_rois_of_half_t
     (grad,) = torch.autograd.grad(out.features.sum(), features)
     assert torch.equal(grad[3] == 0, out.features[3].detach() == 0)  # gradients through the kept cells only
     torch.manual_seed(1)
-    a = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
-    b = method(features.detach(), labels, WindowHead(), _batch(labels, 2))
+    a = method(features.detach(), replace(_batch(labels, 2), head=WindowHead()))
+    b = method(features.detach(), replace(_batch(labels, 2), head=WindowHead()))
     assert not torch.equal(a.features, b.features)  # random cells every call
 
 
@@ -56,7 +58,7 @@ def test_hard_dropout_zeroes_each_rois_hardest_window_every_iteration():
     at_step(method, 0, 10)
     labels = torch.tensor([1, 0, 1])
     features = torch.ones(3, 2, 7, 7)
-    out = method(features, labels, WindowHead(), _batch(labels, images=1))
+    out = method(features, replace(_batch(labels, images=1), head=WindowHead()))
     expected = torch.ones(3, 2, 7, 7)
     expected[[0, 2], :, 2:4, 4:6] = 0
     assert torch.equal(out.features, expected)
@@ -68,6 +70,6 @@ def test_a_warmup_leaves_features_alone():
     labels = torch.tensor([1, 1])
     features = torch.rand(2, 3, 7, 7)
     at_step(method, 1, 10)
-    assert torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)
+    assert torch.equal(method(features, replace(_batch(labels, 1), head=WindowHead())).features, features)
     at_step(method, 2, 10)
-    assert not torch.equal(method(features, labels, WindowHead(), _batch(labels, 1)).features, features)
+    assert not torch.equal(method(features, replace(_batch(labels, 1), head=WindowHead())).features, features)

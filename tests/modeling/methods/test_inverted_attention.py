@@ -1,5 +1,7 @@
 """Inverted Attention: Eq. 1-4 on hand-made tensors, properties, the probe's guarantees, RoI selection."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -198,7 +200,7 @@ def test_unknown_strategy_is_a_config_error():
 def _batch(labels):
     n = len(labels)
     return RoIBatch(
-        [torch.zeros(n, 4)], labels, torch.zeros(n, 4), torch.zeros(n, dtype=torch.long), [(10, 10)]
+        labels, [torch.zeros(n, 4)], torch.zeros(n, 4), torch.zeros(n, dtype=torch.long), [(10, 10)]
     )
 
 
@@ -209,7 +211,7 @@ def test_only_the_selected_rois_are_masked_and_gradients_reach_the_features():
     features = torch.rand(8, 4, 3, 3, requires_grad=True)
     labels = torch.tensor([1, 0, 2, 0, 0, 1, 0, 0])
     batch = _batch(labels)
-    out = method(features, labels, head, batch)
+    out = method(features, replace(batch, head=head))
     changed = (out.features != features).flatten(1).any(1)
     assert changed.sum() == 2  # round(0.25 * 8) RoIs, and only those
     assert out.stats["ia_masked_fraction"] == pytest.approx(0.25)
@@ -223,7 +225,7 @@ def test_only_the_selected_rois_are_masked_and_gradients_reach_the_features():
 def test_select_all_masks_every_roi_and_ramps_scale_the_ratio():
     head = LinearHead(c=4, h=3, w=3, k=3)
     features, labels = torch.rand(6, 4, 3, 3), torch.tensor([1, 2, 0, 1, 0, 2])
-    out = InvertedAttention(IAParams(select="all"))(features, labels, head, _batch(labels))
+    out = InvertedAttention(IAParams(select="all"))(features, replace(_batch(labels), head=head))
     assert (out.features != features).flatten(1).any(1).all()
     ramp = InvertedAttention(IAParams(ramp="triangle"))
     at_step(ramp, 0, 100)
@@ -234,7 +236,7 @@ def test_select_all_masks_every_roi_and_ramps_scale_the_ratio():
     at_step(warm, 5, 100)
     assert warm.ratio_factor() == 0.5
     at_step(ramp, 0, 100)
-    assert torch.equal(ramp(features, labels, head, _batch(labels)).features, features)
+    assert torch.equal(ramp(features, replace(_batch(labels), head=head)).features, features)
 
 
 def test_drop_selection_follows_the_released_code():
@@ -257,7 +259,7 @@ def test_ia_code_masks_only_rois_whose_confidence_dropped():
     )
     features = torch.rand(12, 4, 3, 3)
     labels = torch.tensor([1, 2, 1, 2, 1, 2, 0, 0, 0, 0, 0, 0])
-    out = method(features, labels, head, _batch(labels))
+    out = method(features, replace(_batch(labels), head=head))
     masked = (out.features != features).flatten(1).any(1)
     assert 0 < masked.sum() <= 6
     with torch.no_grad():
@@ -270,5 +272,10 @@ def test_empty_rois():
     method = InvertedAttention()
     empty = torch.zeros(0, 4, 3, 3)
     labels = torch.zeros(0, dtype=torch.long)
-    assert method(empty, labels, LinearHead(c=4, h=3, w=3), _batch(labels)).features.shape == (0, 4, 3, 3)
+    assert method(empty, replace(_batch(labels), head=LinearHead(c=4, h=3, w=3))).features.shape == (
+        0,
+        4,
+        3,
+        3,
+    )
     assert gt_score_gradients(empty, labels, LinearHead(c=4, h=3, w=3)).shape == (0, 4, 3, 3)

@@ -39,7 +39,7 @@ def test_labels_follow_the_jittered_boxes_and_pooled_rois_are_rotated():
     heads = model.roi_heads
     proposals = [torch.tensor([[10.0, 10.0, 40.0, 40.0]]).repeat(64, 1)]
     targets = [{"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0]]), "labels": torch.tensor([1])}]
-    boxes, _, labels, _ = method.sample_proposals(heads, proposals, targets)
+    boxes, _, labels, _ = heads.select_training_samples(method.transform_proposals(proposals), targets)
     boxes, labels = boxes[0], labels[0]
     moved = ~(boxes == torch.tensor([10.0, 10.0, 40.0, 40.0])).all(1)
     assert (
@@ -52,12 +52,12 @@ def test_labels_follow_the_jittered_boxes_and_pooled_rois_are_rotated():
 
     features = torch.rand(4, 3, 7, 7)
     batch = RoIBatch(
-        [torch.zeros(4, 4)],
         torch.zeros(4, dtype=torch.int64),
+        [torch.zeros(4, 4)],
         torch.zeros(4, 4),
         torch.zeros(4, dtype=torch.int64),
         [(64, 64)],
     )
-    out = method(features, batch.labels, heads.score_fn, batch)
+    out = method(features, batch)
     assert out.features.shape == features.shape and not torch.allclose(out.features, features)
     assert 0 < out.stats["jitter_abs_angle"] <= 10.0

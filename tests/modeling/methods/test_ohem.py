@@ -8,12 +8,12 @@ import torch
 from iadet.config.schema import ModelConfig
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
-from iadet.modeling.methods.ohem import hardest_after_nms, match_all, roi_losses
+from iadet.modeling.methods.ohem import hardest_after_nms, roi_losses
 
 TINY = ModelConfig(backbone="tiny", min_size=64, max_size=96, box_batch_size_per_image=8)
 
 
-def test_match_all_keeps_every_proposal_and_the_ground_truth():
+def test_matching_every_proposal_keeps_them_all_and_the_ground_truth():
     model = build_model(TINY, 3)
     proposals = [
         torch.tensor([[0.0, 0.0, 20.0, 20.0], [30.0, 30.0, 60.0, 60.0], [0.0, 0.0, 19.0, 21.0]]),
@@ -23,7 +23,7 @@ def test_match_all_keeps_every_proposal_and_the_ground_truth():
         {"boxes": torch.tensor([[0.0, 0.0, 20.0, 20.0]]), "labels": torch.tensor([2])},
         {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)},  # no objects
     ]
-    boxes, matched, labels, regression = match_all(model.roi_heads, proposals, targets)
+    boxes, matched, labels, regression = model.roi_heads.match_every_proposal(proposals, targets)
     assert [len(b) for b in boxes] == [4, 0]
     assert labels[0].tolist() == [2, 0, 2, 2]
     assert regression[0].shape == (4, 4) and torch.allclose(regression[0][0], torch.zeros(4), atol=1e-6)

@@ -17,6 +17,7 @@ from iadet.modeling.methods import (  # noqa: F401  (each module registers its m
 )
 from iadet.modeling.methods.base import (
     IMPLEMENTATIONS,
+    BoxScorer,
     NonFiniteLoss,
     RoIBatch,
     RoIMethod,
@@ -27,6 +28,7 @@ from iadet.modeling.methods.base import (
 
 __all__ = [
     "IMPLEMENTATIONS",
+    "BoxScorer",
     "NonFiniteLoss",
     "RoIBatch",
     "RoIMethod",

@@ -224,7 +224,8 @@ class AdversarialMethod(StagedMethod):
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum) if groups else None
 
     # --- the hook -------------------------------------------------------------------------
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
+        labels, score_fn = batch.labels, batch.head
         out = RoIOutput(features, stats={"adv_stage": float(STAGES.index(self.stage))})
         if self.stage == "pretrain" and self.asdn is not None:
             self._pretrain_asdn(features, labels, score_fn, out)

@@ -3,14 +3,16 @@
 During training only, :class:`iadet.modeling.roi_heads.HookedRoIHeads` calls the method with
 
 * ``features`` ``(N, C, H, W)`` — the RoI-pooled features of the sampled RoIs of the batch,
-* ``labels`` ``(N,)`` int64 — each RoI's ground-truth class, 0 = background,
-* ``score_fn`` — a callable running box head + predictor: ``(M, C, H, W) -> (M, K + 1)`` logits,
-* ``batch`` — a :class:`RoIBatch` with the rest (proposals, regression targets ...),
+* ``batch`` — a :class:`RoIBatch`: each RoI's ground-truth label, its proposal, regression target
+  and image, and ``batch.head``, the detector's box head and predictor as one read-only callable
+  (:class:`BoxScorer`, ``(M, C, H, W) -> (M, K + 1)`` logits) for the methods that probe it,
 
 and the method returns an :class:`RoIOutput`: the features the box head trains on, optionally
 the subset of RoIs they are (OHEM), the losses of its own parameters (an adversary's) and
 scalars to log. ``none`` is the identity. The eval path never sees a method, so inference is
-exactly torchvision's.
+exactly torchvision's. A method may also change the proposals before they are sampled
+(:meth:`RoIMethod.transform_proposals`, the jitter baseline) or ask for every proposal instead of
+the sampled 25% foreground / 75% background (:attr:`RoIMethod.samples_every_proposal`, OHEM).
 
 A method is self-contained, so that it trains the same in any training loop (``iadet train``,
 torchvision's reference ``train_one_epoch``, a Lightning module, ten lines of one's own):
@@ -55,25 +57,47 @@ class NonFiniteLoss(TrainingError):
     """A loss term is NaN or infinite; the message names the iteration and every term."""
 
 
+class BoxScorer(nn.Module):
+    """The detector's box head and predictor, as the methods probe them.
+
+    ``scorer(x)`` gives the class logits ``(M, K + 1)`` of pooled features ``x`` ``(M, C, H, W)``;
+    :meth:`predict` gives ``(class_logits, box_regression)``. It holds the detector's own modules
+    (shared, not copied) and lives outside the detector's module tree, so the detector's state dict
+    is unchanged; :func:`~iadet.modeling.methods.head.eval_mode` puts them in eval mode for a probe.
+    """
+
+    def __init__(self, box_head: nn.Module, box_predictor: nn.Module) -> None:
+        super().__init__()
+        self.box_head = box_head
+        self.box_predictor = box_predictor
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.box_predictor(self.box_head(features))[0]
+
+    def predict(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        return self.box_predictor(self.box_head(features))
+
+
 @dataclass
 class RoIBatch:
     """The sampled RoIs of one training iteration, as the box head sees them (read-only for methods).
 
     Attributes:
-        proposals: per image, ``(R_i, 4)`` boxes ``x1, y1, x2, y2`` in the resized image's pixels.
         labels: ``(N,)`` int64 ground-truth class per RoI (0 = background), ``N = sum R_i``.
+        proposals: per image, ``(R_i, 4)`` boxes ``x1, y1, x2, y2`` in the resized image's pixels.
         regression_targets: ``(N, 4)`` encoded box targets.
         image_index: ``(N,)`` int64, the image of the batch each RoI comes from.
         image_shapes: per image, ``(height, width)`` after resizing.
-        iteration: the training iteration (0-based), the method's own clock.
+        head: the box head and predictor, ``(M, C, H, W) -> (M, K + 1)`` logits (a :class:`BoxScorer`
+            in the detector; any such callable in a test, or ``None`` for a method that never probes).
     """
 
-    proposals: list[Tensor]
     labels: Tensor
+    proposals: list[Tensor]
     regression_targets: Tensor
     image_index: Tensor
     image_shapes: list[tuple[int, int]]
-    iteration: int = 0
+    head: ScoreFn | None = None
 
 
 @dataclass
@@ -150,12 +174,16 @@ class RoIMethod(nn.Module):
         self._warned_unasked = False
 
     # --- the hook -------------------------------------------------------------------------
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    samples_every_proposal: ClassVar[bool] = False
+    """True: the heads match every proposal to the ground truth and skip torchvision's 25% / 75%
+    foreground / background subsampling (OHEM chooses its own RoIs)."""
+
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
         return RoIOutput(features)
 
-    def sample_proposals(self, heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
-        """Match and sample RoIs; the default is torchvision's ``select_training_samples``."""
-        return heads.select_training_samples(proposals, targets)
+    def transform_proposals(self, proposals: list[Tensor]) -> list[Tensor]:
+        """The proposals the heads match and sample, per image ``(R_i, 4)``; the identity here."""
+        return proposals
 
     def training_hooks(self) -> list[str]:
         """Names of the engine hooks :func:`iadet.engine.hooks.method_hooks` adds for this method inside

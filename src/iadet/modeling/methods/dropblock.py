@@ -22,7 +22,7 @@ from torch import Tensor
 from torchvision.ops import drop_block2d
 
 from iadet.config.methods import DropBlockParams
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
 
 
 def block_size_for(size: int, block_size: int = 0) -> int:
@@ -46,7 +46,7 @@ class DropBlock(RoIMethod, params=DropBlockParams):
             return self.params.drop_prob
         return self.params.drop_prob * min(self.iteration / max(self.max_iters or 1, 1), 1.0)
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
         p = self.current_drop_prob()
         if p <= 0.0 or features.numel() == 0:
             return RoIOutput(features, stats={"dropblock_p": p})

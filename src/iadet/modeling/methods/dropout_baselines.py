@@ -26,7 +26,8 @@ from iadet.modeling.methods.base import RoIBatch, RoIOutput, ScoreFn
 
 
 class _DropoutBaseline(StagedMethod):
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
+        labels, score_fn = batch.labels, batch.head
         if self.stage == "warmup":
             return RoIOutput(features, stats={"adv_rois": 0.0})
         index = selected_foreground(labels, batch, self.iteration, self.params.image_share)

@@ -3,8 +3,8 @@
 Both papers probe the detector's head on (modified) RoI features during training — IA for
 the ground-truth score's gradient, A-Fast-RCNN for the ground-truth probability under
 candidate occlusions. The authors' code runs the head in eval mode for this (VGG's fc
-dropout off). ``score_fn`` may be any callable; when it is an ``nn.Module`` or a bound method
-of one (``HookedRoIHeads.score_fn``), that module is switched to eval mode for the probe and
+dropout off). ``score_fn`` may be any callable; when it is an ``nn.Module`` (the detector's
+:class:`~iadet.modeling.methods.base.BoxScorer`), it is switched to eval mode for the probe and
 restored afterwards.
 """
 
@@ -20,21 +20,13 @@ from torch import Tensor, nn
 from iadet.modeling.methods.base import ScoreFn
 
 
-def head_module(score_fn: ScoreFn) -> nn.Module | None:
-    """The module behind ``score_fn`` (itself, its ``__self__`` or its ``module``), if any."""
-    if isinstance(score_fn, nn.Module):
-        return score_fn
-    owner = getattr(score_fn, "__self__", None) or getattr(score_fn, "module", None)
-    return owner if isinstance(owner, nn.Module) else None
-
-
 @contextlib.contextmanager
 def eval_mode(module_or_score_fn: nn.Module | ScoreFn) -> Iterator[nn.Module | None]:
-    """Put a module (or the head behind ``score_fn``) in eval mode; restore every submodule's mode after.
+    """Put a module (the detector's box scorer) in eval mode; restore every submodule's mode after.
 
     Yields the module (``None`` when ``score_fn`` is a plain function, which is then left as it is).
     """
-    module = head_module(module_or_score_fn)
+    module = module_or_score_fn if isinstance(module_or_score_fn, nn.Module) else None
     if module is None:
         yield None
         return

@@ -219,7 +219,8 @@ class InvertedAttention(RoIMethod, params=IAParams):
             return max(0.0, 1.0 - abs(2.0 * t - 1.0))
         return 1.0
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
+        labels, score_fn = batch.labels, batch.head
         p = self.params
         n = features.shape[0]
         if n == 0:

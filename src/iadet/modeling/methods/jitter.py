@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from iadet.config.methods import JitterParams
 from iadet.modeling.methods.astn import rotate_channel_blocks
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
 
 
 def _log_uniform(n: int, spread: float, device: torch.device) -> Tensor:
@@ -56,12 +56,11 @@ def jitter_boxes(boxes: Tensor, scale: float, aspect: float) -> Tensor:
 class Jitter(RoIMethod, params=JitterParams):
     """Random scale / aspect-ratio / rotation jitter of the proposals (the ASTN's baseline, Sec. 5.2.1)."""
 
-    def sample_proposals(self, heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
+    def transform_proposals(self, proposals: list[Tensor]) -> list[Tensor]:
         p = self.params
-        jittered = [jitter_boxes(b.detach(), p.scale, p.aspect) for b in proposals]
-        return heads.select_training_samples(jittered, targets)
+        return [jitter_boxes(b.detach(), p.scale, p.aspect) for b in proposals]
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
         n = features.shape[0]
         if n == 0 or self.params.rotation == 0:
             return RoIOutput(features)

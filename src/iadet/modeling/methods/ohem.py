@@ -3,7 +3,8 @@
 Instead of sampling 25% foreground / 75% background RoIs at random, OHEM
 
 1. matches *every* proposal (plus the ground-truth boxes) to the ground truth, no subsampling
-   (:func:`match_all`; foreground IoU >= 0.5, background below, as torchvision's matcher);
+   (:attr:`~iadet.modeling.methods.base.RoIMethod.samples_every_proposal`; foreground IoU >= 0.5,
+   background below, as torchvision's matcher);
 2. scores them all with a read-only pass of the box head (eval mode, float32, no gradients):
    each RoI's loss is its classification loss plus its box-regression loss (smooth L1, as
    ``fastrcnn_loss``, for foreground RoIs);
@@ -24,33 +25,8 @@ from torch import Tensor, nn
 from torchvision.ops import nms
 
 from iadet.config.methods import OHEMParams
-from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
-from iadet.modeling.methods.head import eval_mode, float32_probe, head_module
-
-
-def match_all(heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
-    """torchvision's ``select_training_samples`` without the fg/bg subsampling: every proposal and
-    ground-truth box, with its label (``-1`` "between thresholds" RoIs left out), matched index
-    and encoded regression target. Returns ``(proposals, matched_idxs, labels, regression_targets)``,
-    lists over images."""
-    heads.check_targets(targets)
-    dtype, device = proposals[0].dtype, proposals[0].device
-    gt_boxes = [t["boxes"].to(dtype) for t in targets]
-    gt_labels = [t["labels"] for t in targets]
-    proposals = heads.add_gt_proposals(proposals, gt_boxes)
-    matched_idxs, labels = heads.assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
-    matched_gt_boxes = []
-    for i in range(len(proposals)):
-        valid = torch.nonzero(labels[i] >= 0).squeeze(1)
-        proposals[i], labels[i], matched_idxs[i] = (
-            proposals[i][valid],
-            labels[i][valid],
-            matched_idxs[i][valid],
-        )
-        boxes = gt_boxes[i] if gt_boxes[i].numel() else torch.zeros((1, 4), dtype=dtype, device=device)
-        matched_gt_boxes.append(boxes[matched_idxs[i]])
-    regression_targets = heads.box_coder.encode(matched_gt_boxes, proposals)
-    return proposals, matched_idxs, labels, regression_targets
+from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
+from iadet.modeling.methods.head import eval_mode, float32_probe
 
 
 def roi_losses(
@@ -95,19 +71,16 @@ class OHEM(RoIMethod, params=OHEMParams):
         if not self.per_image:
             self.per_image = int(model.roi_heads.fg_bg_sampler.batch_size_per_image)
 
-    def sample_proposals(self, heads: nn.Module, proposals: list[Tensor], targets: list[dict[str, Tensor]]):
-        if not self.per_image:
-            self.per_image = int(heads.fg_bg_sampler.batch_size_per_image)
-        return match_all(heads, proposals, targets)
+    samples_every_proposal = True
 
-    def forward(self, features: Tensor, labels: Tensor, score_fn: ScoreFn, batch: RoIBatch) -> RoIOutput:
+    def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
+        labels, score_fn = batch.labels, batch.head
         if features.shape[0] == 0:
             return RoIOutput(features)
-        heads = head_module(score_fn)
         with torch.no_grad(), eval_mode(score_fn), float32_probe(features.device.type):
             x = features.detach().float()
-            if self.params.box_loss and hasattr(heads, "box_head") and hasattr(heads, "box_predictor"):
-                class_logits, box_regression = heads.box_predictor(heads.box_head(x))
+            if self.params.box_loss and hasattr(score_fn, "predict"):
+                class_logits, box_regression = score_fn.predict(x)
             else:
                 class_logits, box_regression = score_fn(x), None
             losses = roi_losses(class_logits, box_regression, labels, batch.regression_targets)
