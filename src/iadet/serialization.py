@@ -217,9 +217,8 @@ def check_torch_file(path: Path) -> None:
                     check_pickle(io.BytesIO(member.read()))
         return
     with open(path, "rb") as f:  # legacy: magic, protocol, sys info, the object, the storage keys
-        if f.read(1) != pickle.PROTO:
-            return  # not a pickle at all: torch.load says so
-        f.seek(0)
+        # every one of them, whatever its first byte: protocols 0 and 1 have no PROTO opcode, and a file
+        # that is no pickle at all fails here as a corrupt one
         for _ in range(5):
             check_pickle(f)
 
@@ -245,6 +244,5 @@ def load_file(path: str | Path) -> Any:
         if "weights_only" in reason or "Unsupported global" in str(exc):
             reason = "it holds pickled Python objects, refused for safety (weights_only=True)"
         raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: truncated or not a checkpoint ({text})") from None
+    except Exception as exc:  # torch's readers on a corrupt file: EOFError, RuntimeError, IndexError, ...
+        raise CheckpointError(f"{path}: truncated or not a checkpoint ({reason(exc)})") from None

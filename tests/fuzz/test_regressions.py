@@ -175,3 +175,36 @@ def test_cli_prints_a_class_name_with_a_line_end_on_one_line(tmp_path, capsys):
     cli_fails(
         capsys, _train_args(root, tmp_path / "o"), r"000000.xml: object 1 has unknown class 'squ\\nare'", 2
     )
+
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's pre-1.6 (non-zip) format opens with this pickle
+
+
+def test_legacy_checkpoint_with_a_foreign_first_byte(tmp_path):
+    """IndexError from torch's unpickler: a legacy file whose first byte is not PROTO skipped the check."""
+    from iadet.serialization import load_file
+
+    data = (
+        pickle.dumps(_LEGACY_MAGIC, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({}, protocol=2)
+    )
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"t" + data[1:])
+    with pytest.raises(IadetError, match=r"x.pth: truncated or not a checkpoint"):
+        load_file(path)
+
+
+def test_legacy_protocol_0_memo_bomb_is_checked(tmp_path):
+    """Protocols 0 and 1 have no PROTO opcode: such a legacy file went to torch.load without the opcode
+    check (torch refused this one for another reason); now it gets the check the zip format gets."""
+    from iadet.serialization import load_file
+
+    bomb: list = [0] * 10
+    for _ in range(40):
+        bomb = [bomb] * 10
+    parts = [_LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}, {"config": bomb}, []]
+    path = tmp_path / "bomb.pth"
+    path.write_bytes(b"".join(pickle.dumps(p, protocol=0) for p in parts))
+    with pytest.raises(IadetError, match=r"bomb.pth: cannot load checkpoint: it reuses a list"):
+        load_file(path)
