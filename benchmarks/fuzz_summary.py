@@ -21,8 +21,8 @@ import hypothesis
 
 TARGET = 10_000
 
-# Found while the harness was written (short random runs of 600-1,500 examples per test, seeds 1-3),
-# before the long run; each is fixed and has a test in tests/fuzz/test_regressions.py.
+# Found while the harness was written (short random runs of 600-1,500 examples per test, seeds 1-3) and by
+# the long run; each is fixed and has a test in tests/fuzz/test_regressions.py.
 FOUND = [
     ("coco_json", "an integer beyond float range (10**400) as width/height or in bbox: OverflowError",
      "test_coco_integer_beyond_float_range"),
@@ -48,6 +48,9 @@ FOUND = [
      "test_config_values_name_the_file"),
     ("overrides_on_a_preset", "an override holding '\\r' or '\\n': a message of several lines",
      "test_override_with_a_line_end_stays_one_line"),
+    ("checkpoint_file", "long run, seed 1 (its chunk rerun after the fix): a legacy-format file whose first byte "
+     "is not PROTO: IndexError from torch's unpickler, and such files skipped the opcode check",
+     "test_legacy_checkpoint_with_a_foreign_first_byte, test_legacy_protocol_0_memo_bomb_is_checked"),
 ]  # fmt: skip
 
 
