@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -89,12 +90,15 @@ def bounded(what: str) -> Iterator[None]:
 
     before = _peak_rss_mib()
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, TIMEOUT_S)
+    started = time.monotonic()
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, TIMEOUT_S)  # pytest-timeout's alarm, if set
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:  # give the outer alarm back what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
     grown = _peak_rss_mib() - before
     assert grown < MEMORY_MIB, f"{what}: peak memory grew by {grown:.0f} MiB (bound {MEMORY_MIB} MiB)"
 
