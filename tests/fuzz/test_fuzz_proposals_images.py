@@ -13,6 +13,7 @@ import itertools
 import pickle
 import struct
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def box_array(draw) -> object:
         flat = np.resize(np.asarray(values, np.float64), size)
         dtype = draw(dtypes)
         try:
-            return flat.reshape(shape).astype(dtype)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # NaN and huge values cast to integers, complex to real
+                return flat.reshape(shape).astype(dtype)
         except (ValueError, OverflowError):
             return flat.reshape(shape)
     if kind == 1:
