@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import torch
 
-from iadet.errors import CheckpointError, TrainingError
+from iadet.errors import CheckpointError, TrainingError, reason
 
 TMP_SUFFIX = ".tmp"
 """Temporary files of :func:`save_atomic` are ``.<name>.<random>.tmp`` beside the target."""
@@ -240,9 +240,9 @@ def load_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe or corrupt pickle"
-        if "weights_only" in reason or "Unsupported global" in str(exc):
-            reason = "it holds pickled Python objects, refused for safety (weights_only=True)"
-        raise CheckpointError(f"{path}: cannot load checkpoint: {reason}") from None
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe or corrupt pickle"
+        if "weights_only" in why or "Unsupported global" in str(exc):
+            why = "it holds pickled Python objects, refused for safety (weights_only=True)"
+        raise CheckpointError(f"{path}: cannot load checkpoint: {why}") from None
     except Exception as exc:  # torch's readers on a corrupt file: EOFError, RuntimeError, IndexError, ...
         raise CheckpointError(f"{path}: truncated or not a checkpoint ({reason(exc)})") from None

@@ -208,3 +208,15 @@ def test_legacy_protocol_0_memo_bomb_is_checked(tmp_path):
     path.write_bytes(b"".join(pickle.dumps(p, protocol=0) for p in parts))
     with pytest.raises(IadetError, match=r"bomb.pth: cannot load checkpoint: it reuses a list"):
         load_file(path)
+
+
+def test_legacy_checkpoint_with_a_corrupt_magic_number(tmp_path):
+    """RuntimeError 'Invalid magic number' from torch's legacy reader became an UnboundLocalError in
+    load_file (found by the long run, seed 1, after the fix above)."""
+    from iadet.serialization import load_file
+
+    parts = [_LEGACY_MAGIC ^ (0xFF << 8), 1001, {"protocol_version": 1001, "little_endian": True}, {}, []]
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"".join(pickle.dumps(p, protocol=2) for p in parts))
+    with pytest.raises(IadetError, match=r"x.pth: truncated or not a checkpoint \(Invalid magic number"):
+        load_file(path)
