@@ -51,6 +51,9 @@ FOUND = [
     ("checkpoint_file", "long run, seed 1 (its chunk rerun after the fix): a legacy-format file whose first byte "
      "is not PROTO: IndexError from torch's unpickler, and such files skipped the opcode check",
      "test_legacy_checkpoint_with_a_foreign_first_byte, test_legacy_protocol_0_memo_bomb_is_checked"),
+    ("checkpoint_file", "long run, seed 1 again, after that fix: a legacy file with a corrupt magic number: torch's "
+     "RuntimeError became an UnboundLocalError (a local variable shadowed errors.reason in load_file)",
+     "test_legacy_checkpoint_with_a_corrupt_magic_number"),
 ]  # fmt: skip
 
 
