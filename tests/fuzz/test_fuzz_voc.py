@@ -37,7 +37,7 @@ number_text = st.one_of(
     st.sampled_from(["nan", "NaN", "inf", "-inf", "1e400", "0x10", "1_000", " 5 ", "", "1,5", "٣", "½"]),
     st.text(max_size=12),
 )
-name_text = st.one_of(st.sampled_from(CLASSES), st.text(max_size=20))
+name_text = st.one_of(st.sampled_from(CLASSES), st.text(max_size=20), st.text(min_size=100, max_size=300))
 
 
 @st.composite

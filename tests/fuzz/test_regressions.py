@@ -220,3 +220,45 @@ def test_legacy_checkpoint_with_a_corrupt_magic_number(tmp_path):
     path.write_bytes(b"".join(pickle.dumps(p, protocol=2) for p in parts))
     with pytest.raises(IadetError, match=r"x.pth: truncated or not a checkpoint \(Invalid magic number"):
         load_file(path)
+
+
+def test_voc_size_beyond_any_image(tmp_path):
+    """``<width>1e+248</width>`` was accepted as a whole number and printed whole: a 600-character message."""
+    from iadet.data.voc import open_voc
+
+    from conftest import make_voc
+
+    root = make_voc(tmp_path / "voc", n_train=2, n_test=1)
+    xml = root / "Annotations" / "000000.xml"
+    xml.write_text(xml.read_text().replace("<width>96</width>", "<width>1e+248</width>"))
+    with pytest.raises(
+        DataError, match=r"000000.xml: <size> has a bad <width>: '1e\+248' \(a whole number from 0"
+    ):
+        open_voc(root, "trainval")
+
+
+def test_voc_long_class_name_is_shown_shortened(tmp_path):
+    from iadet.data.voc import open_voc
+
+    from conftest import make_voc
+
+    root = make_voc(tmp_path / "voc", n_train=2, n_test=1)
+    xml = root / "Annotations" / "000000.xml"
+    xml.write_text(xml.read_text().replace("<name>square</name>", f"<name>{'x' * 5000}</name>", 1))
+    with pytest.raises(DataError) as info:
+        open_voc(root, "trainval")
+    assert "000000.xml: object 1 has unknown class 'xxx" in str(info.value) and len(str(info.value)) < 300
+
+
+def test_coco_categories_with_integer_and_string_ids_or_one_name(tmp_path):
+    """TypeError: '<' not supported between 'str' and 'int' when sorting the categories."""
+    root = _coco(tmp_path / "c", [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40}])
+    path = root / "annotations" / "instances_val.json"
+    data = json.loads(path.read_text())
+    data["categories"] = [{"id": 0, "name": "dog"}, {"id": "1", "name": "cat"}]
+    path.write_text(json.dumps(data))
+    assert open_coco(root, "val").classes == ("dog", "cat")  # integer ids first, then strings
+    data["categories"] = [{"id": 0, "name": "cat"}, {"id": "1", "name": "cat"}]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"instances_val.json: two categories share a name"):
+        open_coco(root, "val")

@@ -131,7 +131,9 @@ def open_coco(
         categories.append(cat)
     if len({c["id"] for c in categories}) != len(categories):
         raise DataError(f"{ann_path}: two categories share an id")
-    categories.sort(key=lambda c: c["id"])
+    if len({c["name"] for c in categories}) != len(categories):
+        raise DataError(f"{ann_path}: two categories share a name (each name is one class)")
+    categories.sort(key=lambda c: (isinstance(c["id"], str), c["id"]))  # integer ids first, then strings
     names = tuple(str(c["name"]) for c in categories)
     if classes and tuple(classes) != names:
         missing = [c for c in classes if c not in names]

@@ -28,6 +28,8 @@ from iadet.data.records import VOC_CLASSES, DatasetSplit, ImageRecord
 from iadet.errors import DataError, closest
 
 _SPLIT_DIR = Path("ImageSets") / "Main"
+MAX_SIDE = 2**31 - 1
+"""The largest ``<size>`` width or height accepted (PNG's limit; Pillow opens nothing larger)."""
 
 
 def is_voc_root(root: Path) -> bool:
@@ -78,16 +80,17 @@ def _number(node, tag: str, xml: Path, what: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise DataError(f"{xml}: {what} has a bad <{tag}>: {text!r}")
+        raise DataError(f"{xml}: {what} has a bad <{tag}>: {text[:40]!r}")
     return value
 
 
 def _size(node, tag: str, xml: Path) -> int:
     """A ``<size>`` field: a positive whole number (``0`` is allowed: some tools write it for unknown)."""
     value = _number(node, tag, xml, "<size>")
-    if value < 0 or not value.is_integer():
+    if value < 0 or not value.is_integer() or value > MAX_SIDE:
         raise DataError(
-            f"{xml}: <size> has a bad <{tag}>: {_text(node, tag, xml, '<size>')!r} (a whole number)"
+            f"{xml}: <size> has a bad <{tag}>: {_text(node, tag, xml, '<size>')[:40]!r} "
+            f"(a whole number from 0 to {MAX_SIDE})"
         )
     return int(value)
 
@@ -122,7 +125,7 @@ def read_voc_xml(xml: Path) -> tuple[Any, list[VOCObject]]:
     objects = []
     for k, obj in enumerate(root.findall("object"), 1):
         name = _text(obj, "name", xml, f"object {k}")
-        what = f"object {k} ('{name}')"
+        what = f"object {k} ({name[:40]!r})"
         bndbox = obj.find("bndbox")
         if bndbox is None:
             raise DataError(f"{xml}: {what} has no <bndbox>")
@@ -193,17 +196,17 @@ def parse_annotation(
     for k, obj in enumerate(objects, 1):
         what, name = f"object {k}", obj.name
         if name not in index:
-            raise DataError(f"{xml}: {what} has unknown class '{name}'{closest(name, classes)}")
+            raise DataError(f"{xml}: {what} has unknown class {name[:60]!r}{closest(name, classes)}")
         is_difficult = obj.difficult
         x1, y1, x2, y2 = (v - 1 for v in obj.box)
         if x1 > x2 or y1 > y2:
             raise DataError(
-                f"{xml}: {what} ('{name}') has xmin > xmax or ymin > ymax "
+                f"{xml}: {what} ({name[:40]!r}) has xmin > xmax or ymin > ymax "
                 f"({x1 + 1:g}, {y1 + 1:g}, {x2 + 1:g}, {y2 + 1:g})"
             )
         if x2 < 0 or y2 < 0 or x1 > width - 1 or y1 > height - 1:
             raise DataError(
-                f"{xml}: {what} ('{name}') lies entirely outside the {width}x{height} image "
+                f"{xml}: {what} ({name[:40]!r}) lies entirely outside the {width}x{height} image "
                 f"({x1 + 1:g}, {y1 + 1:g}, {x2 + 1:g}, {y2 + 1:g})"
             )
         cx1, cy1 = max(x1, 0.0), max(y1, 0.0)
