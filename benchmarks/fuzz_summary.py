@@ -41,7 +41,7 @@ FOUND = [
      "test_proposal_files_that_broke_their_readers"),
     ("proposal_file", "complex boxes silently cast to real; Detectron layout of non-lists: TypeError",
      "test_proposal_files_that_broke_their_readers"),
-    ("config_file_and_overrides", "_base_: [] or a missing base: the message named neither the file nor the key",
+    ("config_file_and_overrides", "`_base_: []` or a missing base: the message named neither the file nor the key",
      "test_config_base_that_is_not_a_name"),
     ("config_file_and_overrides", "integers beyond 64 bits or float range: OverflowError in the range check",
      "test_config_values_name_the_file"),
@@ -55,7 +55,7 @@ FOUND = [
     ("checkpoint_file", "long run, seed 1 again, after that fix: a legacy file with a corrupt magic number: torch's "
      "RuntimeError became an UnboundLocalError (a local variable shadowed errors.reason in load_file)",
      "test_legacy_checkpoint_with_a_corrupt_magic_number"),
-    ("voc_annotation", "long run, seed 3: <width>1e+248</width> accepted as a whole number and printed whole "
+    ("voc_annotation", "long run, seed 3: `<width>1e+248</width>` accepted as a whole number and printed whole "
      "(a 600-character message); long class names quoted whole", "test_voc_size_beyond_any_image, "
      "test_voc_long_class_name_is_shown_shortened"),
     ("coco_json", "long run, seed 3: categories with ids 0 and \"1\": TypeError when sorting them; two categories "
