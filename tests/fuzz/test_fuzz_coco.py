@@ -92,8 +92,39 @@ document = st.one_of(
 
 
 @st.composite
+def nearly_valid(draw) -> dict:
+    """A valid document (boxes anywhere, of any size) with at most one field replaced by any JSON value:
+    the values reach the code that builds the records, not only the structure checks."""
+    cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}][: draw(st.integers(1, 2))]
+    images = [
+        {"id": i, "file_name": name, "width": draw(st.integers(1, 80)), "height": draw(st.integers(1, 80))}
+        for i, name in enumerate(
+            draw(st.lists(st.sampled_from(["a.jpg", "sub/b.jpg"]), min_size=1, max_size=3))
+        )
+    ]
+    coordinate = st.one_of(st.integers(-100, 200), st.floats(-100, 200), st.sampled_from([0, 1e-300, 1e300]))
+    annotations = [
+        {
+            "id": k,
+            "image_id": draw(st.sampled_from([img["id"] for img in images])),
+            "category_id": draw(st.sampled_from([c["id"] for c in cats])),
+            "bbox": draw(st.lists(coordinate, min_size=4, max_size=4)),
+            "iscrowd": draw(st.sampled_from([0, 1])),
+        }
+        for k in range(draw(st.integers(0, 5)))
+    ]
+    doc = {"images": images, "annotations": annotations, "categories": cats}
+    if draw(st.booleans()):
+        section = draw(st.sampled_from(["images", "annotations", "categories"]))
+        if doc[section]:
+            entry = draw(st.sampled_from(doc[section]))
+            entry[draw(st.sampled_from(sorted(entry)))] = draw(json_value)
+    return doc
+
+
+@st.composite
 def coco_bytes(draw) -> bytes:
-    doc = draw(document)
+    doc = draw(st.one_of(nearly_valid(), document))
     try:
         text = json.dumps(doc)  # NaN and Infinity are written as Python's json writes them
     except ValueError:  # an integer too long to print

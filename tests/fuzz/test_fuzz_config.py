@@ -125,7 +125,9 @@ def test_config_file_and_overrides(document: tuple[bytes, list[str]], overrides:
     path.write_bytes(data)
     try:
         config = outcome(
-            "config", lambda: load_config(str(path), overrides), _culprits(path, dotted, overrides)
+            "config_file_and_overrides",
+            lambda: load_config(str(path), overrides),
+            _culprits(path, dotted, overrides),
         )
         if config is not None:
             for section in SECTIONS:

@@ -262,3 +262,32 @@ def test_coco_categories_with_integer_and_string_ids_or_one_name(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"instances_val.json: two categories share a name"):
         open_coco(root, "val")
+
+
+def test_method_name_that_is_not_a_string(tmp_path):
+    """``method: {name: {C: <a 400-digit number>}}`` was printed whole: a 600-character message."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"method:\n  name:\n    C: {10**400}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    message = str(info.value)
+    assert (
+        message.startswith(f"{path}: method.name: expected a method name, got {{'C':") and len(message) < 300
+    )
+    with pytest.raises(ConfigError, match=r"unknown method 'x+\.\.\.x+'; valid methods"):
+        load_config("quick", ["method.name=" + "x" * 5000])
+
+
+def test_coco_box_thinner_than_float32_is_dropped(tmp_path):
+    """``bbox [0, 0, 1, 1e-300]``: a positive height in float64, 0 in the float32 boxes a detector gets
+    (torchvision refuses boxes without a positive height during training)."""
+    root = _coco(tmp_path / "c", [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40}])
+    path = root / "annotations" / "instances_val.json"
+    data = json.loads(path.read_text())
+    data["annotations"] = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1e-300]},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 3, 10, 5]},
+    ]
+    path.write_text(json.dumps(data))
+    (record,) = open_coco(root, "val").records
+    assert record.boxes.tolist() == [[2, 3, 12, 8]]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iadet.config.coerce import build_section
+from iadet.config.coerce import build_section, short_repr
 from iadet.errors import ConfigError, closest
 
 # ----------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def _non_negative(params: Any, keys: tuple[str, ...]) -> None:
 def _one_of(params: Any, key: str, valid: tuple[str, ...]) -> None:
     value = getattr(params, key)
     if value not in valid:
-        raise ConfigError(f"method.{key}: unknown value '{value}' (valid: {', '.join(valid)})")
+        raise ConfigError(f"method.{key}: unknown value {short_repr(value)} (valid: {', '.join(valid)})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,10 +538,12 @@ def method_params(raw: Mapping[str, Any] | MethodParams, origin: str = "config")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{origin}: section 'method' must be a mapping")
     values = {k: v for k, v in raw.items() if k not in RETIRED_KEYS}
-    name = str(values.pop("name", "none"))
+    name = values.pop("name", "none")
+    if not isinstance(name, str):
+        raise ConfigError(f"{origin}: method.name: expected a method name, got {short_repr(name)}")
     if name not in PRESETS:
         raise ConfigError(
-            f"{origin}: unknown method '{name}'{closest(name, PRESETS)}; valid methods: {', '.join(PRESETS)}"
+            f"{origin}: unknown method {short_repr(name)}{closest(name, PRESETS)}; valid methods: {', '.join(PRESETS)}"
         )
     preset = PRESETS[name]
     return build_section(preset.params, "method", {**preset.defaults, **values, "name": name}, origin)

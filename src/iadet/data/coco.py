@@ -208,6 +208,9 @@ def open_coco(
                     raise DataError(
                         f"{ann_path}: annotation {_shown(ann.get('id'))} lies outside its {width}x{height} image"
                     )
+                box32 = np.asarray((x1, y1, x2, y2), np.float32)
+                if box32[2] <= box32[0] or box32[3] <= box32[1]:
+                    continue  # narrower than float32 can tell from a point (1e-300): degenerate as well
                 boxes.append((x1, y1, x2, y2))
                 labels.append(label_of[ann["category_id"]])
                 crowd.append(bool(ann.get("iscrowd", 0)))
