@@ -60,7 +60,15 @@ FOUND = [
      "test_voc_long_class_name_is_shown_shortened"),
     ("coco_json", "long run, seed 3: categories with ids 0 and \"1\": TypeError when sorting them; two categories "
      "of one name silently merged", "test_coco_categories_with_integer_and_string_ids_or_one_name"),
+    ("config_file_and_overrides", "long run, seed 3: `method: {name: {C: <400 digits>}}` printed whole (a "
+     "600-character message)", "test_method_name_that_is_not_a_string"),
+    ("coco_json", "after the COCO strategy was made to reach the record-building code (mostly valid documents; "
+     "all four chunks rerun): bbox [0, 0, 1, 1e-300], a positive height in float64 but 0 in the float32 boxes a "
+     "detector gets", "test_coco_box_thinner_than_float32_is_dropped"),
 ]  # fmt: skip
+# Not a parser's fault: the long run's checkpoint chunk 2 stopped on Hypothesis's FlakyStrategyDefinition (torch.save's
+# legacy format names storages by id(), so a mutation position drawn within len(data) did not replay); positions
+# are now drawn independently of the length, and the chunk was rerun.
 
 
 def main() -> int:
