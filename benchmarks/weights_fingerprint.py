@@ -90,7 +90,7 @@ def fingerprint(method: str, extra: list[str], root: Path, out: Path, iters: int
     checkpoint = torch.load(out / "checkpoint.pth", weights_only=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [{k: v for k, v in r.items() if k not in ("time", "data_time")} for r in rows]
-    adversary = checkpoint.get("adversary") or {}
+    adversary = checkpoint.get("method") or checkpoint.get("adversary") or {}
     state = dict(adversary.get("state", {}))
     # the method's training state (clock, optimiser, stage) rides in its state_dict's _extra_state;
     # the digests keep the layout they had before (parameters; stage boundaries with the hooks' extra)

@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "iadet"
 LAYERS = {
     "errors": 0,
     "serialization": 0,
+    "training_hooks": 0,
     "figures": 0,
     "config": 1,
     "data": 2,

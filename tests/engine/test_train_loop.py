@@ -169,9 +169,9 @@ def test_what_hooks_keep_goes_to_the_checkpoint_and_comes_back():
     log: list = []
     first = trainer(Toy(), [Recorder("a", log)], method=RoIMethod(), max_iters=2)
     first.train()
-    state = first.adversary_state()
+    state = first.method_state()
     assert state["extra"] == {"a": 2} and state["name"] == "none" and "_extra_state" in state["state"]
     hook = Recorder("a", log)
     resumed = trainer(Toy(), [hook], method=RoIMethod(), max_iters=4, start_iter=2)
-    resumed.load_adversary_state(state)
+    resumed.load_method_state(state)
     assert hook.restored == 2 and resumed.method.iteration == 2

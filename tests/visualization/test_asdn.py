@@ -58,7 +58,7 @@ def test_the_loaded_asdn_is_the_trained_one_and_the_window_is_the_hardest(runs) 
     base, _ = runs
     model, cfg = load_detector(base / "asdn" / "checkpoint.pth")
     method = load_adversary(base / "asdn" / "checkpoint.pth", model, cfg)
-    saved = torch.load(base / "asdn" / "checkpoint.pth", weights_only=True)["adversary"]["state"]
+    saved = torch.load(base / "asdn" / "checkpoint.pth", weights_only=True)["method"]["state"]
     assert all(torch.equal(v, method.state_dict()[k]) for k, v in saved.items() if k != "_extra_state")
     image = torch.rand(3, 64, 80)
     boxes, labels = torch.tensor([[4.0, 6.0, 40.0, 50.0]]), torch.tensor([1])

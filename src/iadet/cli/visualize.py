@@ -222,7 +222,7 @@ def run_asdn(args: argparse.Namespace) -> int:
 
 
 def run_evolution(args: argparse.Namespace) -> int:
-    from iadet.engine.checkpoint import is_training_checkpoint, load_file
+    from iadet.engine.checkpoint import is_training_checkpoint, load_file, method_section
     from iadet.errors import CheckpointError
     from iadet.visualization.figures import evolution_figure
 
@@ -233,7 +233,7 @@ def run_evolution(args: argparse.Namespace) -> int:
     state = load_file(path)
     if not is_training_checkpoint(state):
         raise CheckpointError(f"{path}: not a training checkpoint (evolution needs the run's checkpoint.pth)")
-    extra = (state.get("adversary") or {}).get("extra") or {}
+    extra = method_section(state).get("extra") or {}
     recorded = extra.get("attention_evolution")
     if not recorded or not recorded.get("snapshots"):
         raise CheckpointError(

@@ -6,7 +6,7 @@ a checkpoint from a stranger cannot run code::
 
     {"format": "iadet-checkpoint", "version": 1,
      "model": state_dict, "optimizer": ..., "scheduler": ..., "scaler": ...,
-     "adversary": {"name", "state": method.state_dict(), "extra"} | None,
+     "method": {"name", "state": method.state_dict(), "extra"},
      "progress": {"iteration", "epoch", "batch_in_epoch"},
      "rng": {"torch", "cuda", "numpy", "python"} (one process) | [one such dict per rank] (DDP),
      "config": {...}, "classes": [...]}
@@ -15,10 +15,10 @@ Saving writes a temporary file in the same directory, flushes and fsyncs it, the
 over the target, so a crash or ``SIGKILL`` mid-save leaves the previous file intact; a full
 disk is reported and the previous checkpoint kept.
 
-The ``adversary`` section holds the training method: ``state`` is its ``state_dict()`` (an adversary's
-parameters, and under ``_extra_state`` its clock, optimiser and stage) and ``extra`` what the loop's
-hooks record (IA's attention evolution). Checkpoints before iadet 0.2 kept the optimiser and the stage
-beside ``state``; they still resume.
+The ``method`` section holds the training method: ``state`` is its ``state_dict()`` (an adversary's
+parameters, and under ``_extra_state`` its clock, optimiser and stage) and ``extra`` what its loop
+hooks record (IA's attention evolution). Checkpoints before iadet 0.2 call it ``adversary`` and keep the
+optimiser and the stage beside ``state``; they still resume (:func:`method_section`).
 
 A checkpoint resumes on another device or number of processes: the AMP scaler of a CPU run (saved
 empty: AMP is CUDA-only) leaves a fresh scaler on a GPU (:func:`load_scaler_state`), and ranks the
@@ -138,6 +138,15 @@ def load_scaler_state(scaler: torch.amp.GradScaler, state: Mapping[str, Any]) ->
         return False
     scaler.load_state_dict(dict(state))
     return True
+
+
+def method_section(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The training method's section of a training checkpoint: ``method``, or ``adversary`` as
+    checkpoints before iadet 0.2 name it; empty when there is none."""
+    section = checkpoint.get("method")
+    if section is None:
+        section = checkpoint.get("adversary")
+    return dict(section) if isinstance(section, Mapping) else {}
 
 
 def is_training_checkpoint(obj: Any) -> bool:

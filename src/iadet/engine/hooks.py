@@ -1,12 +1,9 @@
-"""The training loop's hooks (:class:`~iadet.engine.train_loop.HookBase`), in the order they run.
+"""The training loop's own hooks (:class:`~iadet.training_hooks.HookBase`), in the order they run:
+:class:`MetricsLogger`, :class:`PeriodicEvaluation`, :class:`StopOnSignal`, :class:`Checkpointer`.
 
 A method trains itself (its clock, its stages, its adversary: :mod:`iadet.modeling.methods.base`);
-the one thing of the loop a method may still ask for by name
-(:meth:`~iadet.modeling.methods.RoIMethod.training_hooks`, built by :func:`method_hooks`) is
-``attention`` — :class:`AttentionRecording`, the attention of fixed RoIs for the IA paper's Fig. 5.
-
-Loop hooks — :class:`MetricsLogger`, :class:`PeriodicEvaluation`, :class:`StopOnSignal`,
-:class:`Checkpointer`.
+what it needs of the loop besides, it hands over as hook objects of its own
+(:meth:`~iadet.modeling.methods.RoIMethod.training_hooks`: IA's attention recording), which run first.
 """
 
 from __future__ import annotations
@@ -22,48 +19,9 @@ import torch
 from tqdm import tqdm
 
 from iadet.engine import distributed as dist
-from iadet.engine.attention_recording import AttentionRecorder
 from iadet.engine.metrics import MetricsWriter
-from iadet.engine.train_loop import HookBase
 from iadet.errors import TrainingError
-from iadet.modeling.methods import RoIMethod
-
-# ----------------------------------------------------------------------------------------------
-# what methods need
-
-
-class AttentionRecording(HookBase):
-    """Records the attention of fixed RoIs every ``method.save_attention_every`` iterations (Fig. 5)."""
-
-    def __init__(self, model: torch.nn.Module, every: int, max_rois: int) -> None:
-        self.recorder = AttentionRecorder(model, every=every, max_rois=max_rois)
-
-    def before_step(self) -> None:
-        self.recorder.start_iteration(self.trainer.iter, self.trainer.max_iters)
-
-    def after_train(self) -> None:
-        self.recorder.remove()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"extra": {"attention_evolution": self.recorder.state_dict()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        recorded = state.get("extra", {}).get("attention_evolution")
-        if recorded is not None:
-            self.recorder.load_state_dict(recorded)
-
-
-def method_hooks(method: RoIMethod | None, model: torch.nn.Module) -> list[HookBase]:
-    """The loop hooks ``method`` asks for, on the unwrapped detector ``model``."""
-    hooks: list[HookBase] = []
-    for name in method.training_hooks() if method is not None else []:
-        if name == "attention":
-            p = method.params
-            hooks.append(AttentionRecording(model, p.save_attention_every, p.save_attention_rois))
-        else:
-            raise ValueError(f"{type(method).__name__} asks for an unknown training hook '{name}'")
-    return hooks
-
+from iadet.training_hooks import HookBase
 
 # ----------------------------------------------------------------------------------------------
 # what every run has

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from iadet.engine import distributed as dist
 from iadet.modeling.methods import NonFiniteLoss, RoIMethod
+from iadet.training_hooks import HookBase
 
 __all__ = ["Batch", "HookBase", "NonFiniteLoss", "StepResult", "Trainer"]
 
@@ -57,27 +58,6 @@ class StepResult:
     data_time: float
     time: float = 0.0
     stats: dict[str, float | Tensor] = field(default_factory=dict)
-
-
-class HookBase:
-    """A participant in the loop; every method is optional. ``self.trainer`` is set on registration."""
-
-    trainer: Trainer
-
-    def before_train(self) -> None: ...
-
-    def after_train(self) -> None: ...
-
-    def before_step(self) -> None: ...
-
-    def after_step(self) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """This hook's part of the checkpoint's ``adversary`` section (``{"extra": {...}}``, ...)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from the checkpoint's ``adversary`` section."""
 
 
 class Trainer:
@@ -217,8 +197,8 @@ class Trainer:
         raise NonFiniteLoss(f"non-finite loss at iteration {first}: {terms}")
 
     # --- state ------------------------------------------------------------------------------
-    def adversary_state(self) -> dict[str, Any]:
-        """The checkpoint's ``adversary`` section: the method's ``state_dict()`` (its parameters and its
+    def method_state(self) -> dict[str, Any]:
+        """The checkpoint's ``method`` section: the method's ``state_dict()`` (its parameters and its
         training state: clock, stage, optimiser) and its hooks' state (``extra``)."""
         method = self.method
         state: dict[str, Any] = {
@@ -234,8 +214,8 @@ class Trainer:
                     state[key] = value
         return state
 
-    def load_adversary_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`adversary_state` (also the layout of checkpoints before the methods kept their
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`method_state` (also the ``adversary`` section of checkpoints before the methods kept their
         own clock and optimiser: ``{"state", "optimizer", "extra"}``)."""
         if not state:
             return

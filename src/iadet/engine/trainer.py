@@ -45,6 +45,7 @@ from iadet.engine.checkpoint import (
     VERSION,
     load_file,
     load_scaler_state,
+    method_section,
     resume_rng_state,
     rng_state,
     save_atomic,
@@ -57,7 +58,6 @@ from iadet.engine.hooks import (
     PeriodicEvaluation,
     SignalFlag,
     StopOnSignal,
-    method_hooks,
 )
 from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
@@ -310,7 +310,7 @@ class _Run:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
         use_amp = tcfg.amp and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        hooks = method_hooks(method, model)
+        hooks = method.training_hooks(model)
 
         start_iter, start_epoch, start_batch = 0, 0, 0
         checkpoint = self.checkpoint
@@ -361,7 +361,7 @@ class _Run:
             hooks=hooks,
         )
         if checkpoint is not None:
-            self.trainer.load_adversary_state(checkpoint.get("adversary") or {})
+            self.trainer.load_method_state(method_section(checkpoint))
         try:
             self.trainer.train()
         except NonFiniteLoss as exc:
@@ -416,7 +416,7 @@ class _Run:
             "optimizer": t.optimizer.state_dict(),
             "scheduler": t.scheduler.state_dict(),
             "scaler": t.scaler.state_dict(),
-            "adversary": t.adversary_state(),
+            "method": t.method_state(),
             "progress": {"iteration": iteration, "epoch": epoch, "batch_in_epoch": batch_in_epoch},
             "rng": rngs if dist.world_size() > 1 else rngs[0],
             "config": self.config.to_dict(),

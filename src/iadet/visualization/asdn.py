@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from iadet.config import Config
-from iadet.engine.checkpoint import is_training_checkpoint, load_file
+from iadet.engine.checkpoint import is_training_checkpoint, load_file, method_section
 from iadet.errors import CheckpointError
 from iadet.modeling.methods import build_method
 from iadet.modeling.methods.adversarial import AdversarialMethod
@@ -52,7 +52,7 @@ def load_adversary(checkpoint: str | Path, model: nn.Module, config: Config) -> 
             f"{path}: method '{config.method.name}' has no ASDN (train asdn, fixed-asdn or asdn+astn)"
         )
     method.setup(model)
-    adversary = state.get("adversary") or {}
+    adversary = method_section(state)
     try:
         method.load_state_dict(adversary.get("state") or {})
     except RuntimeError as exc:

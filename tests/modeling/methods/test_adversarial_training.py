@@ -191,7 +191,7 @@ def test_each_method_trains_through_the_cli(shared_voc: Path, tmp_path: Path, na
     baseline_keys = list(build_model(load_config("quick", ["model.backbone=tiny"]).model, 3).state_dict())
     assert list(checkpoint["model"]) == baseline_keys  # exactly the baseline's keys
     assert list(torch.load(out / "model_final.pth", weights_only=True)) == baseline_keys
-    adversary = checkpoint["adversary"]
+    adversary = checkpoint["method"]
     assert adversary["name"] == name
     if name in ADVERSARIAL:
         stages = [r["adv_stage"] for r in rows]
@@ -231,7 +231,7 @@ def _sigterm_at(monkeypatch, iteration: int) -> None:
 def _final(out: Path) -> tuple[dict, dict]:
     """The final detector weights and the adversary's parameters (its training state left out)."""
     model = torch.load(out / "model_final.pth", weights_only=True)
-    adversary = torch.load(out / "checkpoint.pth", weights_only=True)["adversary"]["state"]
+    adversary = torch.load(out / "checkpoint.pth", weights_only=True)["method"]["state"]
     return model, {k: v for k, v in adversary.items() if k != "_extra_state"}
 
 
@@ -365,7 +365,7 @@ def test_ddp_ranks_stay_in_step_when_only_one_has_adversarial_rois(tmp_path: Pat
     rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["type"] == "train"]
     assert [r["adv_stage"] for r in rows] == [0, 0, 1, 1, 2, 2]
     assert all("loss_asdn" in r and "loss_astn" in r for r in rows[4:])
-    adversary = torch.load(out / "checkpoint.pth", weights_only=True)["adversary"]
+    adversary = torch.load(out / "checkpoint.pth", weights_only=True)["method"]
     assert {k.split(".")[0] for k in adversary["state"]} == {"asdn", "astn", "_extra_state"}
     # the method's statistics are over both ranks, not rank 0's alone: only rank 1 has adversarial
     # images, so rank 0 alone would never log the ASTN's angle

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from iadet.config.methods import ImageAugmentationParams, MethodParams, method_params
 from iadet.errors import TrainingError
+from iadet.training_hooks import HookBase
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -185,9 +186,10 @@ class RoIMethod(nn.Module):
         """The proposals the heads match and sample, per image ``(R_i, 4)``; the identity here."""
         return proposals
 
-    def training_hooks(self) -> list[str]:
-        """Names of the engine hooks :func:`iadet.engine.hooks.method_hooks` adds for this method inside
-        ``iadet train`` (logging only, e.g. ``"attention"``: IA's attention record); none here."""
+    def training_hooks(self, model: nn.Module) -> list[HookBase]:
+        """Hooks this method hands a training loop that runs hooks (``iadet train``'s), on the detector
+        ``model``: what it needs of the loop besides its own forward (IA's attention recording).
+        None here; a plain loop can ignore them (they record, they do not train)."""
         return []
 
     # --- the clock ------------------------------------------------------------------------

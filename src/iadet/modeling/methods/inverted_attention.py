@@ -17,14 +17,18 @@ which differs: spatial only, 18 of 49 cells, RoIs chosen by their confidence dro
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-from torch import Tensor
+import torch.distributed as torch_dist
+from torch import Tensor, nn
 
 from iadet.config.methods import IA_ORIENTATIONS, IA_STRATEGIES, IAParams
 from iadet.errors import ConfigError
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
-from iadet.modeling.methods.head import eval_mode, float32_probe
+from iadet.modeling.methods.head import eval_mode, float32_probe, gt_probabilities, pool_rois
+from iadet.training_hooks import HookBase
 
 # ----------------------------------------------------------------------------------------------
 # Eq. 1-4 as functions of tensors
@@ -203,8 +207,12 @@ class InvertedAttention(RoIMethod, params=IAParams):
     the authors' released code). Random choices draw from the global torch RNG (exact resume).
     """
 
-    def training_hooks(self) -> list[str]:
-        return ["attention"] if self.params.save_attention_every > 0 else []
+    def training_hooks(self, model: nn.Module) -> list[HookBase]:
+        """``method.save_attention_every > 0``: the recording of fixed RoIs' attention (Fig. 5)."""
+        p = self.params
+        if p.save_attention_every <= 0:
+            return []
+        return [AttentionRecording(model, p.save_attention_every, p.save_attention_rois)]
 
     def needs_max_iters(self) -> bool:
         return self.params.ramp == "triangle"
@@ -265,3 +273,164 @@ class InvertedAttention(RoIMethod, params=IAParams):
             (before.gather(1, gt) - after.gather(1, gt) - self.params.drop_offset).squeeze(1).clamp(min=0)
         )
         return select_by_drop(change, labels, self.params.fg_ratio * factor, self.params.bg_ratio * factor)
+
+
+# ----------------------------------------------------------------------------------------------
+# recording the attention of fixed RoIs during training (Fig. 5): ``method.save_attention_every``
+#
+# Recording how the attention of fixed RoIs evolves during training (the IA paper's Fig. 5).
+#
+# :class:`AttentionRecorder` is what ``method.save_attention_every=N`` (methods ``ia``/``ia-code``)
+# turns on. It hooks the detector's forward (a forward pre-hook, registered only when the option
+# is on, so training without it is untouched) and
+#
+# * at the first training forward keeps the fixed RoIs: the ground-truth boxes of the first
+#   images of the batch, at most ``max_rois``, with those images (uint8);
+# * at iteration 0, every ``every`` iterations and at the last iteration, before that iteration's
+#   update, pools those RoIs with the current model and keeps ``M`` (Eq. 1) and the ground-truth
+#   probability of each.
+#
+# The loop hook :class:`AttentionRecording`, which IA hands the training loop
+# (:meth:`~iadet.modeling.methods.RoIMethod.training_hooks`), owns it; its :meth:`state_dict` (plain
+# tensors, lists, ints) goes into the training checkpoint under ``method.extra.attention_evolution``,
+# so it survives ``--resume`` and ``iadet visualize evolution --run DIR`` reads it from ``DIR/checkpoint.pth`` (:func:`iadet.visualization.figures.evolution_figure`
+# draws it). The probe runs in eval mode without autocast and draws no random
+# number, so the training itself is unchanged by recording (bit for bit in deterministic mode).
+# Only the main process records.
+
+
+def snapshot_attention(
+    model: nn.Module, images: list[Tensor], boxes: Tensor, labels: Tensor, image_index: Tensor
+) -> dict[str, Tensor]:
+    """``{"attention": (K, H, W), "probability": (K,)}`` of the RoIs ``boxes`` ``(K, 4)`` of ``images``.
+
+    ``images`` float ``(3, H_i, W_i)`` in [0, 1] on the model's device; ``image_index`` ``(K,)`` says
+    which image each box is in.
+    """
+    device = images[0].device
+    per_image = [boxes[image_index == i].to(device) for i in range(len(images))]
+    order = torch.cat([torch.nonzero(image_index == i).flatten() for i in range(len(images))])
+    features = pool_rois(model, images, per_image)
+    labels_sorted = labels[order].to(device)
+    score_fn = model.roi_heads.score_fn
+    with torch.autocast(device.type, enabled=False):
+        grads = gt_score_gradients(features, labels_sorted, score_fn)
+        _, attention = attention_weights(features, grads)
+        probability = gt_probabilities(features, labels_sorted, score_fn)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)
+    return {"attention": attention.cpu()[inverse], "probability": probability.cpu()[inverse]}
+
+
+class AttentionRecorder:
+    """Snapshots of the attention of fixed RoIs every ``every`` iterations (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, *, every: int, max_rois: int = 8) -> None:
+        if every <= 0:
+            raise ValueError("every must be positive")
+        self.every = every
+        self.max_rois = max_rois
+        self.iteration = 0
+        self.max_iters = 1
+        self.images: list[Tensor] = []
+        self.boxes = torch.zeros(0, 4)
+        self.labels = torch.zeros(0, dtype=torch.int64)
+        self.image_index = torch.zeros(0, dtype=torch.int64)
+        self.snapshots: list[dict[str, Any]] = []
+        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def start_iteration(self, iteration: int, max_iters: int) -> None:
+        self.iteration, self.max_iters = iteration, max_iters
+
+    def remove(self) -> None:
+        """Unhook from the model."""
+        self.handle.remove()
+
+    def due(self, iteration: int) -> bool:
+        return iteration % self.every == 0 or iteration == self.max_iters - 1
+
+    # --- the hook --------------------------------------------------------------------------
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        targets = args[1] if len(args) > 1 else kwargs.get("targets")
+        if not module.training or targets is None or not _is_main():
+            return
+        images = args[0] if args else kwargs["images"]
+        if not self.images:
+            self._capture(images, targets)
+            if not self.images:
+                return
+        i = self.iteration
+        if self.due(i) and (not self.snapshots or self.snapshots[-1]["iteration"] < i):
+            device = images[0].device
+            snapshot = snapshot_attention(
+                module,
+                [im.to(device).float() / 255.0 for im in self.images],
+                self.boxes,
+                self.labels,
+                self.image_index,
+            )
+            self.snapshots.append({"iteration": i, **snapshot})
+
+    def _capture(self, images: list[Tensor], targets: list[dict[str, Tensor]]) -> None:
+        """Keep the first ``max_rois`` ground-truth boxes of the batch, and their images."""
+        boxes, labels, index = [], [], []
+        for image, target in zip(images, targets):
+            room = self.max_rois - sum(len(b) for b in boxes)
+            if room <= 0:
+                break
+            b = target["boxes"][:room].detach().float().cpu()
+            if len(b) == 0:
+                continue
+            index.append(torch.full((len(b),), len(self.images), dtype=torch.int64))
+            boxes.append(b)
+            labels.append(target["labels"][:room].detach().cpu())
+            self.images.append((image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu())
+        if boxes:
+            self.boxes, self.labels, self.image_index = torch.cat(boxes), torch.cat(labels), torch.cat(index)
+
+    # --- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, ints and lists: ``{"every", "images", "boxes", "labels", "image_index",
+        "snapshots": [{"iteration", "attention" (K, H, W), "probability" (K,)}]}``."""
+        return {
+            "every": self.every,
+            "images": list(self.images),
+            "boxes": self.boxes,
+            "labels": self.labels,
+            "image_index": self.image_index,
+            "snapshots": list(self.snapshots),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.images = list(state.get("images", []))
+        self.boxes = state.get("boxes", self.boxes)
+        self.labels = state.get("labels", self.labels)
+        self.image_index = state.get("image_index", self.image_index)
+        self.snapshots = list(state.get("snapshots", []))
+
+
+def _is_main() -> bool:
+    return not (torch_dist.is_available() and torch_dist.is_initialized()) or torch_dist.get_rank() == 0
+
+
+class AttentionRecording(HookBase):
+    """The loop hook of ``method.save_attention_every``: records the attention of fixed RoIs every
+    ``every`` iterations (Fig. 5) with an :class:`AttentionRecorder` on ``model``, and keeps the record
+    in the checkpoint."""
+
+    def __init__(self, model: nn.Module, every: int, max_rois: int) -> None:
+        self.recorder = AttentionRecorder(model, every=every, max_rois=max_rois)
+
+    def before_step(self) -> None:
+        self.recorder.start_iteration(self.trainer.iter, self.trainer.max_iters)
+
+    def after_train(self) -> None:
+        self.recorder.remove()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"extra": {"attention_evolution": self.recorder.state_dict()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        recorded = state.get("extra", {}).get("attention_evolution")
+        if recorded is not None:
+            self.recorder.load_state_dict(recorded)

@@ -9,13 +9,16 @@ import torch
 
 from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
-from iadet.engine.attention_recording import AttentionRecorder, snapshot_attention
 from iadet.engine.checkpoint import load_file
-from iadet.engine.hooks import AttentionRecording, method_hooks
 from iadet.engine.trainer import train
 from iadet.errors import ConfigError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method
+from iadet.modeling.methods.inverted_attention import (
+    AttentionRecorder,
+    AttentionRecording,
+    snapshot_attention,
+)
 from iadet.visualization.attention import roi_attention
 
 from conftest import make_voc, tiny_overrides
@@ -47,7 +50,7 @@ def runs(tmp_path_factory):
 @pytest.mark.slow
 def test_snapshots_land_in_the_checkpoint(runs) -> None:
     recorded, _ = runs
-    state = recorded["adversary"]["extra"]["attention_evolution"]
+    state = recorded["method"]["extra"]["attention_evolution"]
     # iterations 0, 2, 4 (every 2) and 4 is also the last of 5: no duplicate
     assert [s["iteration"] for s in state["snapshots"]] == [0, 2, 4]
     assert state["every"] == 2 and state["boxes"].shape == (3, 4) and state["labels"].shape == (3,)
@@ -63,7 +66,7 @@ def test_snapshots_land_in_the_checkpoint(runs) -> None:
 @pytest.mark.slow
 def test_recording_does_not_change_training(runs) -> None:
     recorded, plain = runs
-    assert plain["adversary"]["extra"] == {}
+    assert plain["method"]["extra"] == {}
     for key, value in plain["model"].items():
         assert torch.equal(value, recorded["model"][key]), key
 
@@ -71,9 +74,9 @@ def test_recording_does_not_change_training(runs) -> None:
 def test_option_off_hooks_nothing_and_bad_values_are_refused() -> None:
     model = small_model()
     method = build_method(method_params({"name": "ia"}))
-    hooks = method_hooks(method, model)
+    hooks = method.training_hooks(model)
     assert hooks == [] and not model._forward_pre_hooks
-    recording = method_hooks(build_method({"name": "ia", "save_attention_every": 2}), model)
+    recording = build_method({"name": "ia", "save_attention_every": 2}).training_hooks(model)
     assert [type(h) for h in recording] == [AttentionRecording] and model._forward_pre_hooks
     recording[0].after_train()
     assert not model._forward_pre_hooks
