@@ -235,7 +235,8 @@ def load_file(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: truncated or not a checkpoint ({exc})") from None
     except UnsafePickle as exc:
         raise CheckpointError(f"{path}: cannot load checkpoint: {exc}; refused") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except Exception as exc:  # zipfile on a damaged archive: BadZipFile, NotImplementedError (compression),
+        # RuntimeError (encrypted), UnicodeDecodeError (a member's name), EOFError, OSError, ...
         raise CheckpointError(f"{path}: truncated or not a checkpoint ({type(exc).__name__})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -291,3 +291,35 @@ def test_coco_box_thinner_than_float32_is_dropped(tmp_path):
     path.write_text(json.dumps(data))
     (record,) = open_coco(root, "val").records
     assert record.boxes.tolist() == [[2, 3, 12, 8]]
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "error"),
+    [
+        (8, b"\x63\x00", "NotImplementedError"),  # compression method 99: not supported
+        (6, b"\x01\x00", "RuntimeError"),  # general-purpose flag bit 0: encrypted
+    ],
+)
+def test_checkpoint_zip_with_unsupported_member_flags(tmp_path, offset, value, error):
+    """zipfile's NotImplementedError (compression) and RuntimeError (encryption) escaped load_file
+    (found by the long run, seed 2)."""
+    import io
+    import zipfile
+
+    import torch
+
+    from iadet.serialization import load_file
+
+    buffer = io.BytesIO()
+    torch.save({"x": torch.ones(2)}, buffer)
+    data = bytearray(buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        pkl = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+    at = data.find(b"PK\x01\x02")
+    while data[at + 46 : at + 46 + len(pkl.filename)] != pkl.filename.encode():
+        at = data.find(b"PK\x01\x02", at + 4)
+    data[at + offset + 2 : at + offset + 4] = value  # central header: +8 flags, +10 compression
+    path = tmp_path / "x.pth"
+    path.write_bytes(bytes(data))
+    with pytest.raises(IadetError, match=rf"x.pth: truncated or not a checkpoint \({error}\)"):
+        load_file(path)
