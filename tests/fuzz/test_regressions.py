@@ -323,3 +323,13 @@ def test_checkpoint_zip_with_unsupported_member_flags(tmp_path, offset, value, e
     path.write_bytes(bytes(data))
     with pytest.raises(IadetError, match=rf"x.pth: truncated or not a checkpoint \({error}\)"):
         load_file(path)
+
+
+def test_voc_xml_declaring_an_unknown_encoding(tmp_path):
+    """LookupError from the XML parser (found by the long run, seed 3)."""
+    from iadet.data.voc import read_voc_xml
+
+    path = tmp_path / "a.xml"
+    path.write_bytes(b'<?xml version="1.0" encoding="l-atin-1"?><annotation></annotation>')
+    with pytest.raises(DataError, match=r"cannot parse annotation .*a.xml: unknown encoding: l-atin-1"):
+        read_voc_xml(path)

@@ -25,7 +25,7 @@ from defusedxml.common import DefusedXmlException
 from iadet.data.files import inside, plain_name, read_id_lines, read_text
 from iadet.data.images import image_size
 from iadet.data.records import VOC_CLASSES, DatasetSplit, ImageRecord
-from iadet.errors import DataError, closest
+from iadet.errors import DataError, closest, reason
 
 _SPLIT_DIR = Path("ImageSets") / "Main"
 MAX_SIDE = 2**31 - 1
@@ -120,6 +120,11 @@ def read_voc_xml(xml: Path) -> tuple[Any, list[VOCObject]]:
         ) from None
     except DefusedXmlException as exc:
         raise DataError(f"{xml}: refused unsafe XML ({type(exc).__name__})") from None
+    except (
+        LookupError,
+        ValueError,
+    ) as exc:  # an unknown encoding in the XML declaration, bytes it cannot decode
+        raise DataError(f"cannot parse annotation {xml}: {reason(exc)}") from None
     except OSError as exc:
         raise DataError(f"cannot read annotation {xml}: {exc.strerror or exc}") from None
     objects = []
