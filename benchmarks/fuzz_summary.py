@@ -65,6 +65,11 @@ FOUND = [
     ("coco_json", "after the COCO strategy was made to reach the record-building code (mostly valid documents; "
      "all four chunks rerun): bbox [0, 0, 1, 1e-300], a positive height in float64 but 0 in the float32 boxes a "
      "detector gets", "test_coco_box_thinner_than_float32_is_dropped"),
+    ("checkpoint_file", "long run, seed 2: a zip archive whose member flags name an unsupported compression or "
+     "encryption, or an undecodable member name: NotImplementedError, RuntimeError, UnicodeDecodeError from zipfile",
+     "test_checkpoint_zip_with_unsupported_member_flags"),
+    ("voc_annotation", "long run, seed 3: an XML declaration naming an unknown encoding: LookupError",
+     "test_voc_xml_declaring_an_unknown_encoding"),
 ]  # fmt: skip
 # Not a parser's fault: the long run's checkpoint chunk 2 stopped on Hypothesis's FlakyStrategyDefinition (torch.save's
 # legacy format names storages by id(), so a mutation position drawn within len(data) did not replay); positions
