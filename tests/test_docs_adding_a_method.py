@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from iadet.config.methods import PRESETS
+from iadet.config.methods import METHOD_PRESETS
 from iadet.modeling.methods import IMPLEMENTATIONS
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
@@ -21,10 +21,10 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
 
 @pytest.fixture
 def registry():
-    presets, implementations = dict(PRESETS), dict(IMPLEMENTATIONS)
+    presets, implementations = dict(METHOD_PRESETS), dict(IMPLEMENTATIONS)
     yield
-    PRESETS.clear()
-    PRESETS.update(presets)
+    METHOD_PRESETS.clear()
+    METHOD_PRESETS.update(presets)
     IMPLEMENTATIONS.clear()
     IMPLEMENTATIONS.update(implementations)
 
@@ -41,4 +41,4 @@ def test_the_worked_example_runs(registry, capsys, monkeypatch):
     assert "channel_dropped" in printed and "method.drop must be in [0, 1), got 1.5" in printed
     method = namespace["method"]
     assert method.iteration == 2 and 0.0 < method.statistics()["channel_dropped"] < 1.0
-    assert PRESETS["channel-dropout-half"].defaults == {"drop": 0.5}
+    assert METHOD_PRESETS["channel-dropout-half"].defaults == {"drop": 0.5}

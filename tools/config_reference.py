@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 
 import iadet.config.schema as schema
-from iadet.config.methods import PRESETS
+from iadet.config.methods import METHOD_PRESETS
 
 
 def attribute_docs(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -62,12 +62,12 @@ def main() -> None:
     for name, cls in schema.SECTIONS.items():
         print(f"#### `{name}`\n\n{section_table(name, cls, docs)}\n")
     seen = set()
-    for method, preset in PRESETS.items():
+    for method, preset in METHOD_PRESETS.items():
         params = preset.params
         if params in seen or len(dataclasses.fields(params)) <= 1 or method.startswith("test-"):
             continue
         seen.add(params)
-        users = [m for m, p in PRESETS.items() if p.params is params]
+        users = [m for m, p in METHOD_PRESETS.items() if p.params is params]
         print(f"#### `method.` for {', '.join(f'`{u}`' for u in users)}\n")
         print(section_table("method", params, inherited_docs(params)) + "\n")
 

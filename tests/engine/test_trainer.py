@@ -16,7 +16,7 @@ import torch
 
 from iadet.cli import main
 from iadet.config import load_config
-from iadet.config.methods import PRESETS, MethodParams, register_preset
+from iadet.config.methods import METHOD_PRESETS, MethodParams, register_preset
 from iadet.engine import trainer as trainer_module
 from iadet.engine.checkpoint import check_plain, load_file
 from iadet.engine.trainer import train
@@ -182,7 +182,7 @@ def nan_method():
     """``method.name=test-nan-at-3`` for one test (registered, then removed: other tests never see it)."""
     register_preset("test-nan-at-3", NanParams, doc="test only")
     yield
-    PRESETS.pop("test-nan-at-3")
+    METHOD_PRESETS.pop("test-nan-at-3")
 
 
 def test_non_finite_loss_stops_with_iteration_and_terms(shared_voc: Path, tmp_path: Path, nan_method):

@@ -13,7 +13,7 @@ from iadet.config import load_config
 from iadet.engine.loading import load_detector
 from iadet.engine.trainer import train
 from iadet.modeling.methods.asdn import hardest_windows
-from iadet.modeling.methods.head import gt_probabilities, pool_rois
+from iadet.modeling.methods.probes import gt_probabilities, pool_rois
 from iadet.visualization.asdn import load_adversary
 from iadet.visualization.heatmaps import HEADER_HEIGHT, LABEL_WIDTH, PAD, TITLE_HEIGHT
 

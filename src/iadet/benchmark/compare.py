@@ -182,7 +182,7 @@ COCO's AP@[.5:.95], AP50 and AP75 (pycocotools) — the last ones do not saturat
 
 def error_breakdown(predictions: Any, split: Any) -> dict[str, float]:
     """TIDE's dAP of each error type, overall (``iadet analyze errors`` has the per-class detail)."""
-    from iadet.evaluation.errors import analyze_errors
+    from iadet.evaluation.tide import analyze_errors
 
     ground_truth = {k: v for k, v in split.ground_truth().items() if k in predictions}
     dap = analyze_errors(ground_truth, predictions, split.classes).breakdown()["dap"]

@@ -131,7 +131,7 @@ def _detect(args: argparse.Namespace, checkpoint: str, device) -> tuple[Any, dic
 
 
 def _table(rows: dict[str, dict]) -> str:
-    from iadet.evaluation.errors import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
+    from iadet.evaluation.tide import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
 
     types = [*ERROR_TYPES, *SPECIAL_TYPES]
     lines = [
@@ -152,8 +152,9 @@ def _table(rows: dict[str, dict]) -> str:
 def run_errors(args: argparse.Namespace) -> int:
     from iadet.data.images import load_image
     from iadet.errors import CheckpointError, ConfigError, DataError
-    from iadet.evaluation.errors import analyze_errors, confusion_matrix, errors_not_made_by
-    from iadet.visualization import errors as plots
+    from iadet.evaluation.confusion import confusion_matrix
+    from iadet.evaluation.tide import analyze_errors, errors_not_made_by
+    from iadet.visualization import error_plots as plots
 
     checkpoints = list(args.checkpoint)
     if len(checkpoints) > 2:

@@ -426,7 +426,7 @@ class MethodPreset:
     doc: str
 
 
-PRESETS: dict[str, MethodPreset] = {}
+METHOD_PRESETS: dict[str, MethodPreset] = {}
 
 RETIRED_KEYS = {"keep_last"}
 """``method.*`` keys of earlier versions that computed nothing (a debugging dump): ignored when a stored
@@ -445,7 +445,7 @@ def register_preset(
     if unknown:
         raise ValueError(f"preset '{name}': {params.__name__} has no field(s) {', '.join(sorted(unknown))}")
     params(name=name, **dict(defaults or {}))
-    PRESETS[name] = MethodPreset(params, dict(defaults or {}), doc or (params.__doc__ or "").strip())
+    METHOD_PRESETS[name] = MethodPreset(params, dict(defaults or {}), doc or (params.__doc__ or "").strip())
 
 
 register_preset("none", MethodParams, doc="the baseline: features pass unchanged")
@@ -523,7 +523,7 @@ register_preset("gridmask", GridMaskParams, doc="image-space baseline: GridMask 
 
 def method_names() -> list[str]:
     """Every registered method name, in registration order."""
-    return list(PRESETS)
+    return list(METHOD_PRESETS)
 
 
 def method_params(raw: Mapping[str, Any] | MethodParams, origin: str = "config") -> MethodParams:
@@ -541,9 +541,9 @@ def method_params(raw: Mapping[str, Any] | MethodParams, origin: str = "config")
     name = values.pop("name", "none")
     if not isinstance(name, str):
         raise ConfigError(f"{origin}: method.name: expected a method name, got {short_repr(name)}")
-    if name not in PRESETS:
+    if name not in METHOD_PRESETS:
         raise ConfigError(
-            f"{origin}: unknown method {short_repr(name)}{closest(name, PRESETS)}; valid methods: {', '.join(PRESETS)}"
+            f"{origin}: unknown method {short_repr(name)}{closest(name, METHOD_PRESETS)}; valid methods: {', '.join(METHOD_PRESETS)}"
         )
-    preset = PRESETS[name]
+    preset = METHOD_PRESETS[name]
     return build_section(preset.params, "method", {**preset.defaults, **values, "name": name}, origin)

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import torch
 
-Batch = list[tuple[int, bool]]
+IndexBatch = list[tuple[int, bool]]
+"""One batch of the data order: ``(image index, flipped)`` per image."""
 
 
 class TrainBatchSampler:
@@ -44,7 +45,7 @@ class TrainBatchSampler:
         """Batches per epoch."""
         return len(self.groups) // self.batch_size
 
-    def epoch(self, epoch: int) -> list[Batch]:
+    def epoch(self, epoch: int) -> list[IndexBatch]:
         """The global batches of ``epoch``."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.groups), generator=g).tolist()
@@ -65,7 +66,7 @@ class TrainBatchSampler:
             leftover = leftover[self.batch_size :]
         return [[(i, bool(flips[i])) for i in b] for b in batches[: len(self)]]
 
-    def iterate(self, start_epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[int, int, Batch]]:
+    def iterate(self, start_epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[int, int, IndexBatch]]:
         """``(epoch, batch index within epoch, global batch)`` forever, from the given position."""
         epoch, first = start_epoch, start_batch
         while True:
@@ -95,12 +96,12 @@ def augmentation_seed(seed: int, epoch: int, index: int) -> int:
     return ((seed * 1_000_003 + epoch) * 2_000_003 + index) % (2**63 - 1)
 
 
-def sample_keys(batch: Batch, seed: int, epoch: int, iteration: int, max_iters: int) -> list[SampleKey]:
+def sample_keys(batch: IndexBatch, seed: int, epoch: int, iteration: int, max_iters: int) -> list[SampleKey]:
     """The :class:`SampleKey` of each image of a batch drawn at ``(epoch, iteration)``."""
     progress = min(iteration / max(max_iters, 1), 1.0)
     return [SampleKey(i, flip, augmentation_seed(seed, epoch, i), progress) for i, flip in batch]
 
 
-def shard(batch: Batch, rank: int, world_size: int) -> Batch:
+def shard(batch: IndexBatch, rank: int, world_size: int) -> IndexBatch:
     """This rank's share of a global batch."""
     return batch[rank::world_size]

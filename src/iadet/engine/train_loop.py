@@ -33,9 +33,9 @@ from iadet.engine import distributed as dist
 from iadet.modeling.methods import NonFiniteLoss, RoIMethod
 from iadet.training_hooks import HookBase
 
-__all__ = ["Batch", "HookBase", "NonFiniteLoss", "StepResult", "Trainer"]
+__all__ = ["LoadedBatch", "HookBase", "NonFiniteLoss", "StepResult", "Trainer"]
 
-Batch = tuple[int, int, list[Tensor], list[dict[str, Tensor]]]
+LoadedBatch = tuple[int, int, list[Tensor], list[dict[str, Tensor]]]
 """``(epoch, batch index within the epoch, images, targets)``."""
 
 
@@ -76,7 +76,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
-        data: Iterator[Batch],
+        data: Iterator[LoadedBatch],
         *,
         device: torch.device,
         max_iters: int,

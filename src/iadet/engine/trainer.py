@@ -51,18 +51,12 @@ from iadet.engine.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from iadet.engine.hooks import (
-    Checkpointer,
-    Interrupted,
-    MetricsLogger,
-    PeriodicEvaluation,
-    SignalFlag,
-    StopOnSignal,
-)
+from iadet.engine.hooks import Checkpointer, MetricsLogger, PeriodicEvaluation, StopOnSignal
 from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.schedule import lr_factor, schedule_length
-from iadet.engine.train_loop import Batch, NonFiniteLoss, Trainer
+from iadet.engine.signals import Interrupted, SignalFlag
+from iadet.engine.train_loop import LoadedBatch, NonFiniteLoss, Trainer
 from iadet.errors import ConfigError, TrainingError
 from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
@@ -375,7 +369,9 @@ class _Run:
             data.close()
         return self._finish()
 
-    def _batches(self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int) -> Iterator[Batch]:
+    def _batches(
+        self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int
+    ) -> Iterator[LoadedBatch]:
         """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, with their position."""
         rank, world = dist.rank(), dist.world_size()
         loader = DataLoader(

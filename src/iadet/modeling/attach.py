@@ -29,7 +29,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from iadet.config.methods import PRESETS, ImageAugmentationParams, MethodParams, method_params
+from iadet.config.methods import METHOD_PRESETS, ImageAugmentationParams, MethodParams, method_params
 from iadet.errors import ConfigError
 from iadet.modeling.methods import RoIMethod, build_method
 from iadet.modeling.methods.base import IMAGE_TRANSFORMS
@@ -44,7 +44,7 @@ def list_methods(kind: str = "roi") -> list[str]:
     if kind not in ("roi", "image", "all"):
         raise ValueError(f"kind must be 'roi', 'image' or 'all', got {kind!r}")
     names = []
-    for name, preset in PRESETS.items():
+    for name, preset in METHOD_PRESETS.items():
         image = issubclass(preset.params, ImageAugmentationParams)
         if kind == "all" or (kind == "image") == image:
             names.append(name)

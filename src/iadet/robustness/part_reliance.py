@@ -34,7 +34,7 @@ from iadet.data.synth import read_manifest
 from iadet.data.synth.erasing import blank_part
 from iadet.data.synth.generate import render_test_scene
 from iadet.errors import DataError
-from iadet.modeling.methods.head import gt_probabilities, pool_rois
+from iadet.modeling.methods.probes import gt_probabilities, pool_rois
 
 ProbabilityFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]], list[np.ndarray]]
 """``(images (H, W, 3) uint8, boxes (N_i, 4) float, labels (N_i,) int) -> per image (N_i,) probabilities``."""

@@ -27,7 +27,7 @@ from iadet.errors import CheckpointError
 from iadet.modeling.methods import build_method
 from iadet.modeling.methods.adversarial import AdversarialMethod
 from iadet.modeling.methods.asdn import cell_counts, hardest_windows, importance_sample
-from iadet.modeling.methods.head import gt_probabilities, pool_rois
+from iadet.modeling.methods.probes import gt_probabilities, pool_rois
 from iadet.visualization.heatmaps import Grid, heatmap_overlay, roi_crop
 
 __all__ = ["asdn_figure", "load_adversary"]

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from iadet.modeling.methods.head import eval_mode, gt_probabilities, pool_rois
 from iadet.modeling.methods.inverted_attention import (
     attention_weights,
     gt_score_gradients,
     inverted_attention_mask,
 )
+from iadet.modeling.methods.probes import eval_mode, gt_probabilities, pool_rois
 
 __all__ = [
     "RoIAttention",

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from iadet.modeling.methods.head import gt_probabilities
+from iadet.modeling.methods.probes import gt_probabilities
 from iadet.visualization.attention import channel_attention, roi_attention, top_affected_channels
 from iadet.visualization.heatmaps import Grid, heatmap_overlay, roi_crop
 

@@ -53,7 +53,7 @@ from iadet.modeling.methods.asdn import (
 )
 from iadet.modeling.methods.astn import ASTN, astn_objective, rotate_channel_blocks
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
-from iadet.modeling.methods.head import eval_mode, float32_probe, gt_probabilities
+from iadet.modeling.methods.probes import eval_mode, float32_probe, gt_probabilities
 
 STAGES = ("warmup", "pretrain", "joint")
 

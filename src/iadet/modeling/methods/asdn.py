@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from iadet.modeling.methods.head import ScoreFn, gt_probabilities
+from iadet.modeling.methods.probes import ScoreFn, gt_probabilities
 
 
 class ASDN(nn.Module):

@@ -64,7 +64,7 @@ class BoxScorer(nn.Module):
     ``scorer(x)`` gives the class logits ``(M, K + 1)`` of pooled features ``x`` ``(M, C, H, W)``;
     :meth:`predict` gives ``(class_logits, box_regression)``. It holds the detector's own modules
     (shared, not copied) and lives outside the detector's module tree, so the detector's state dict
-    is unchanged; :func:`~iadet.modeling.methods.head.eval_mode` puts them in eval mode for a probe.
+    is unchanged; :func:`~iadet.modeling.methods.probes.eval_mode` puts them in eval mode for a probe.
     """
 
     def __init__(self, box_head: nn.Module, box_predictor: nn.Module) -> None:

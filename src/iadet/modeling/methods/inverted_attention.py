@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from iadet.config.methods import IA_ORIENTATIONS, IA_STRATEGIES, IAParams
 from iadet.errors import ConfigError
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
-from iadet.modeling.methods.head import eval_mode, float32_probe, gt_probabilities, pool_rois
+from iadet.modeling.methods.probes import eval_mode, float32_probe, gt_probabilities, pool_rois
 from iadet.training_hooks import HookBase
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from torchvision.ops import nms
 
 from iadet.config.methods import OHEMParams
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
-from iadet.modeling.methods.head import eval_mode, float32_probe
+from iadet.modeling.methods.probes import eval_mode, float32_probe
 
 
 def roi_losses(

@@ -1,4 +1,5 @@
-"""Where a detector loses AP: TIDE's error breakdown, precision-recall curves and a confusion matrix.
+"""Where a detector loses AP: TIDE's error breakdown and precision-recall curves (the confusion matrix is
+:mod:`iadet.evaluation.confusion`).
 
 **TIDE** (Bolya et al., ECCV 2020, "TIDE: A General Toolbox for Identifying Object Detection
 Errors"). Every detection that is not a true positive gets exactly one error type, tested in
@@ -70,7 +71,6 @@ __all__ = [
     "SHORT_NAMES",
     "ErrorAnalysis",
     "analyze_errors",
-    "confusion_matrix",
     "errors_not_made_by",
 ]
 
@@ -98,7 +98,7 @@ _TP, _IGNORED, _CLS, _LOC, _BOTH, _DUPE, _BKG = range(len(KINDS))
 _EPS = np.finfo(np.float64).eps
 
 
-def _pairwise_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def pairwise_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """``(D, G)`` devkit IoU of 1-based boxes ``det (D, 4)`` and ``gt (G, 4)`` (nan/inf as 0)."""
     d, g = len(det), len(gt)
     iou = devkit_iou(np.repeat(det, g, axis=0), np.tile(gt, (d, 1))).reshape(d, g)
@@ -314,7 +314,7 @@ def _check_thresholds(fg_iou: float, bg_iou: float) -> None:
         raise ConfigError(f"IoU thresholds must satisfy 0 < background {bg_iou} <= foreground {fg_iou} < 1")
 
 
-def _stack(
+def stack_inputs(
     ground_truth: Mapping[Any, GroundTruth], predictions: Mapping[Any, Detections], classes: Sequence[str]
 ) -> tuple[tuple[str, ...], list[Any], tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     classes = check_classes(classes)
@@ -326,7 +326,7 @@ def _stack(
     return classes, image_ids, gt, det
 
 
-def _by_image(image: np.ndarray, order: np.ndarray, num_images: int) -> list[np.ndarray]:
+def by_image(image: np.ndarray, order: np.ndarray, num_images: int) -> list[np.ndarray]:
     """For each image, the indices ``order`` holds for it, in ``order``'s order."""
     grouped = order[np.argsort(image[order], kind="stable")]
     return np.split(grouped, np.cumsum(np.bincount(image[order], minlength=num_images))[:-1])
@@ -356,7 +356,7 @@ def analyze_errors(
     _check_thresholds(fg_iou, bg_iou)
     if metric not in ("voc", "voc07"):
         raise ConfigError(f"unknown metric {metric!r} for the error breakdown (choose voc or voc07)")
-    classes, image_ids, gt, det = _stack(ground_truth, predictions, classes)
+    classes, image_ids, gt, det = stack_inputs(ground_truth, predictions, classes)
     gt_boxes, gt_labels, gt_difficult, gt_image = gt
     det_boxes, det_labels, det_scores, det_image = det
     n, k = len(det_scores), len(gt_labels)
@@ -372,11 +372,11 @@ def analyze_errors(
     usable = np.zeros(k, dtype=bool)
 
     gt_start = np.concatenate(([0], np.cumsum(np.bincount(gt_image, minlength=len(image_ids)))))
-    for i, dets in enumerate(_by_image(det_image, order, len(image_ids))):
+    for i, dets in enumerate(by_image(det_image, order, len(image_ids))):
         g = np.arange(gt_start[i], gt_start[i + 1])
         if not len(dets) or not len(g):
             continue  # no detections, or all of them background errors (the defaults)
-        iou = _pairwise_iou(det_boxes[dets], gt_boxes[g])
+        iou = pairwise_iou(det_boxes[dets], gt_boxes[g])
         rows = np.arange(len(dets))
         same = det_labels[dets][:, None] == gt_labels[g][None, :]
 
@@ -463,63 +463,6 @@ def analyze_errors(
     )
 
 
-def confusion_matrix(
-    ground_truth: Mapping[Any, GroundTruth],
-    predictions: Mapping[Any, Detections],
-    classes: Sequence[str],
-    *,
-    iou: float = 0.5,
-    score_threshold: float = 0.3,
-) -> dict[str, Any]:
-    """Which class each ground-truth box is detected as, at IoU ``iou`` and score ``score_threshold``.
-
-    Per image, the detections scored at least ``score_threshold`` are visited by descending score;
-    each takes the free non-difficult box of its own class it overlaps most at IoU ``> iou``
-    (cell ``[class, class]``), else the free box of any class it overlaps most (cell
-    ``[box class, detected class]``), else, when it overlaps a ``difficult`` box that much, it is
-    ignored, else it is a false positive on background (cell ``[background, detected class]``;
-    duplicates land here). Boxes left free are missed (cell ``[box class, background]``).
-
-    Returns:
-        ``{"labels": [*classes, "background"], "matrix": (C + 1) x (C + 1) list of ints (rows: ground
-        truth, columns: detection; the background/background cell is 0), "iou", "score_threshold"}``.
-    """
-    if not 0.0 <= iou < 1.0:
-        raise ConfigError(f"IoU threshold {iou} is outside [0, 1)")
-    classes, image_ids, gt, det = _stack(ground_truth, predictions, classes)
-    gt_boxes, gt_labels, gt_difficult, gt_image = gt
-    det_boxes, det_labels, det_scores, det_image = det
-    c = len(classes)
-    matrix = np.zeros((c + 1, c + 1), dtype=np.int64)
-    confident = np.flatnonzero(det_scores >= score_threshold)
-    order = confident[descending_order(det_scores[confident])]
-    gt_start = np.concatenate(([0], np.cumsum(np.bincount(gt_image, minlength=len(image_ids)))))
-    for i, dets in enumerate(_by_image(det_image, order, len(image_ids))):
-        g = np.arange(gt_start[i], gt_start[i + 1])
-        labels = gt_labels[g] - 1
-        counted = ~gt_difficult[g]
-        free = counted.copy()
-        iou_matrix = _pairwise_iou(det_boxes[dets], gt_boxes[g]) if len(g) else np.zeros((len(dets), 0))
-        for row, label in zip(iou_matrix, det_labels[dets] - 1):
-            over = row > iou
-            for candidates in (free & over & (labels == label), free & over):
-                if candidates.any():
-                    j = int(np.argmax(np.where(candidates, row, -1.0)))
-                    free[j] = False
-                    matrix[labels[j], label] += 1
-                    break
-            else:
-                if not (over & ~counted).any():
-                    matrix[c, label] += 1
-        np.add.at(matrix[:, c], labels[free], 1)
-    return {
-        "labels": [*classes, "background"],
-        "matrix": matrix.tolist(),
-        "iou": float(iou),
-        "score_threshold": float(score_threshold),
-    }
-
-
 def errors_not_made_by(
     a: ErrorAnalysis,
     b: ErrorAnalysis,
@@ -540,7 +483,7 @@ def errors_not_made_by(
     out = []
     for k in a.top_errors():
         mine = np.flatnonzero(b_errors & (b.det_image == a.det_image[k]) & (b.det_labels == a.det_labels[k]))
-        if len(mine) and (_pairwise_iou(a.det_boxes[k : k + 1] + 1.0, b.det_boxes[mine] + 1.0) > iou).any():
+        if len(mine) and (pairwise_iou(a.det_boxes[k : k + 1] + 1.0, b.det_boxes[mine] + 1.0) > iou).any():
             continue
         out.append(a.detection(k))
         if count is not None and len(out) >= count:

@@ -1,4 +1,4 @@
-"""Tests of iadet.visualization.errors: each plot writes a PNG of figsize x dpi pixels, the sheet has its grid's size."""
+"""Tests of iadet.visualization.error_plots: each plot writes a PNG of figsize x dpi pixels, the sheet has its grid's size."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iadet.evaluation.errors import analyze_errors, confusion_matrix, errors_not_made_by
-from iadet.visualization import errors as plots
+from iadet.evaluation.confusion import confusion_matrix
+from iadet.evaluation.tide import analyze_errors, errors_not_made_by
+from iadet.visualization import error_plots as plots
 from iadet.visualization.heatmaps import Grid
 
 CLASSES = ("a", "b", "c")

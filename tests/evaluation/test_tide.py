@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iadet.errors import ConfigError, DataError
-from iadet.evaluation.errors import KINDS, analyze_errors, confusion_matrix, errors_not_made_by
+from iadet.evaluation.confusion import confusion_matrix
+from iadet.evaluation.tide import KINDS, analyze_errors, errors_not_made_by
 from iadet.evaluation.voc import EvaluationWarning, evaluate_voc
 
 CLASSES = ("a", "b", "c", "d", "e")

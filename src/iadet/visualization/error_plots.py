@@ -1,4 +1,4 @@
-"""Pictures of an error analysis (:mod:`iadet.evaluation.errors`): where AP is lost, and on what.
+"""Pictures of an error analysis (:mod:`iadet.evaluation.tide`): where AP is lost, and on what.
 
 * :func:`plot_error_breakdown` — TIDE's bars: the dAP of each error type (and of the two special
   ones), one bar per detector;
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from iadet.evaluation.errors import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
+from iadet.evaluation.tide import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
 from iadet.figures import new_figure, save_figure
 from iadet.visualization.heatmaps import Grid
 
@@ -45,7 +45,7 @@ def plot_error_breakdown(breakdowns: Mapping[str, Any], path: str | Path, *, tit
     """Bars of the overall dAP (AP points) of TIDE's six error types and its two special ones.
 
     Args:
-        breakdowns: one :meth:`~iadet.evaluation.errors.ErrorAnalysis.breakdown` or ``{label: breakdown}``
+        breakdowns: one :meth:`~iadet.evaluation.tide.ErrorAnalysis.breakdown` or ``{label: breakdown}``
             for several detectors (grouped bars, labels in the legend with each one's AP).
     """
     runs = _by_detector(breakdowns, "dap")
@@ -84,7 +84,7 @@ def plot_pr_curves(
     """One panel per class with its precision-recall curve(s), AP in the legend.
 
     Args:
-        curves: :meth:`~iadet.evaluation.errors.ErrorAnalysis.pr_curves` (``{class: {"recall",
+        curves: :meth:`~iadet.evaluation.tide.ErrorAnalysis.pr_curves` (``{class: {"recall",
             "precision", "ap", ...}}``) or ``{label: pr_curves}`` for several detectors.
         classes: the classes to draw, in order (default: all of the first detector's).
     """
@@ -120,7 +120,7 @@ def plot_pr_curves(
 
 
 def plot_confusion_matrix(confusion: Mapping[str, Any], path: str | Path, *, title: str = "") -> Path:
-    """Heat-map of :func:`~iadet.evaluation.errors.confusion_matrix`: counts in the cells, colour by the
+    """Heat-map of :func:`~iadet.evaluation.confusion.confusion_matrix`: counts in the cells, colour by the
     share of the row (how each ground-truth class was detected; the background row by column share
     of all background false positives)."""
     labels = list(confusion["labels"])
@@ -204,9 +204,9 @@ def error_sheet(
     """A contact sheet of detections, in the given order (e.g. by descending score).
 
     Args:
-        errors: entries of :meth:`~iadet.evaluation.errors.ErrorAnalysis.detection` (``image_id``,
+        errors: entries of :meth:`~iadet.evaluation.tide.ErrorAnalysis.detection` (``image_id``,
             ``box``, ``class``, ``score``, ``kind``, ``gt_box``, ``gt_class``), e.g. from
-            :func:`~iadet.evaluation.errors.errors_not_made_by`.
+            :func:`~iadet.evaluation.tide.errors_not_made_by`.
         load_image: image id -> ``H x W x 3`` uint8 image.
         columns: tiles per row; rows are labelled with the ranks they hold.
         context: margin around the boxes, as a fraction of their extent, on each side.
