@@ -44,7 +44,7 @@ or an overrun stops that item only), and writes ``summary.json`` and ``report.md
 training items with the tiny backbone standing in) or skipped with the reason where it needs CUDA.
 A test runs it (tests/benchmarks/test_gpu_check.py).
 
-Training goes through iadet's config and ``iadet.engine.trainer.train`` (and the ``iadet train`` CLI
+Training goes through iadet's config and ``iadet.engine.training_run.train`` (and the ``iadet train`` CLI
 under torchrun), as a user would.
 """
 
@@ -338,9 +338,9 @@ class Ctx:
                 shutil.copy2(run / name, dest / name)
 
     def train(self, name: str, overrides: list[str], *, resume: bool = False, run: Path | None = None):
-        """``iadet.engine.trainer.train`` on ``overrides`` into a scratch run directory; its train rows."""
+        """``iadet.engine.training_run.train`` on ``overrides`` into a scratch run directory; its train rows."""
         from iadet.config import load_config
-        from iadet.engine.trainer import train
+        from iadet.engine.training_run import train
 
         run = run or self.run_dir(name)
         try:
@@ -946,7 +946,7 @@ def step_flops(c: Ctx, overrides: list[str]) -> int:
     counted as ``benchmarks/train_overhead.py --flops`` counts them."""
     sys.path.insert(0, str(HERE))
     from iadet.config import load_config
-    from iadet.engine.trainer import train
+    from iadet.engine.training_run import train
     from train_overhead import _StepFlopCounter
 
     run = c.run_dir(f"flops-{time.monotonic_ns()}")

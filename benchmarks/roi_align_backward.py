@@ -42,7 +42,7 @@ def train_steps(iterations: int, rounds: int, skip: int = 3) -> None:
 
     from iadet.config import load_config
     from iadet.engine.metrics import read_metrics
-    from iadet.engine.trainer import train
+    from iadet.engine.training_run import train
     from iadet.modeling import roi_heads
 
     ours = roi_heads.pool_box_features

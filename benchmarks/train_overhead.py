@@ -20,7 +20,7 @@ ratio near the floor means the implementation adds little beyond that work.
 The IA paper reports 1.05x (VGG16) and 1.08x (ResNet-101) per epoch on a Titan XP.
 Results are written to ``benchmarks/results/train_overhead.json``.
 
-Depends only on public API: ``iadet.config.load_config``, ``iadet.engine.trainer.train``,
+Depends only on public API: ``iadet.config.load_config``, ``iadet.engine.training_run.train``,
 ``iadet.engine.metrics.read_metrics`` and ``iadet.modeling.methods.method_names``.
 """
 
@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from iadet.config import load_config
 from iadet.engine.metrics import read_metrics
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.modeling.methods import method_names
 
 # Methods whose interesting phase starts later (A-Fast-RCNN's stages) are timed in that phase.

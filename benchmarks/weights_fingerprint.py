@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from iadet.config import load_config  # noqa: E402
-from iadet.engine.trainer import train  # noqa: E402
+from iadet.engine.training_run import train  # noqa: E402
 
 from conftest import make_voc, tiny_overrides  # noqa: E402
 

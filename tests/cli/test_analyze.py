@@ -10,7 +10,7 @@ from PIL import Image
 
 from iadet.cli import main
 from iadet.config import load_config
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 
 from conftest import make_voc, tiny_overrides
 

@@ -10,7 +10,7 @@ import pytest
 from iadet.cli import main
 from iadet.config import load_config
 from iadet.data import synth
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 
 from conftest import make_voc, tiny_overrides
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import iadet.engine.trainer as trainer_module
+import iadet.engine.training_run as trainer_module
 from iadet.cli import main
 
 from conftest import cli_fails as _fails

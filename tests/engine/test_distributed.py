@@ -107,7 +107,7 @@ import torch
 from torch import nn
 
 from iadet.engine import distributed as dist
-from iadet.engine.trainer import _Run
+from iadet.engine.training_run import _Run
 from iadet.errors import TrainingError
 
 dist.init_from_env("cpu")
@@ -140,7 +140,7 @@ def test_non_finite_weights_on_one_rank_stop_every_rank(tmp_path: Path, bad_rank
 
 def test_the_process_group_is_destroyed_when_a_run_ends(monkeypatch, tmp_path: Path):
     from iadet.cli import main
-    from iadet.engine import distributed, trainer
+    from iadet.engine import distributed, training_run
     from iadet.errors import TrainingError
 
     calls = []
@@ -149,10 +149,10 @@ def test_the_process_group_is_destroyed_when_a_run_ends(monkeypatch, tmp_path: P
     def fail(*args, **kwargs):
         raise TrainingError("boom")
 
-    monkeypatch.setattr(trainer, "train", fail)
+    monkeypatch.setattr(training_run, "train", fail)
     assert main(["train", "--config", "quick", "--output", str(tmp_path / "run")]) != 0
     assert calls == ["cleanup"]
-    monkeypatch.setattr(trainer, "train", lambda *a, **k: trainer.TrainResult(Path("x"), 3, False))
+    monkeypatch.setattr(training_run, "train", lambda *a, **k: training_run.TrainResult(Path("x"), 3, False))
     assert main(["train", "--config", "quick", "--output", str(tmp_path / "run")]) == 0
     assert calls == ["cleanup", "cleanup"]
 

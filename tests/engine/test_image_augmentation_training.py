@@ -11,8 +11,8 @@ import torch
 
 from iadet.cli import main
 from iadet.config import load_config
-from iadet.engine import trainer as trainer_module
-from iadet.engine.trainer import train
+from iadet.engine import training_run as trainer_module
+from iadet.engine.training_run import train
 from iadet.modeling.detector import build_model
 
 from conftest import read_jsonl, tiny_overrides

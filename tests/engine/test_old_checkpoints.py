@@ -16,7 +16,7 @@ import torch
 
 from iadet.config import load_config
 from iadet.engine.checkpoint import load_file
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.serialization import save_atomic
 
 from conftest import make_voc, tiny_overrides

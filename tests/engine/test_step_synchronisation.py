@@ -18,7 +18,7 @@ import torch
 
 from iadet.config import load_config
 from iadet.engine import train_loop
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.modeling.detector import build_model
 
 from conftest import tiny_overrides

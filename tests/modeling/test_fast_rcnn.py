@@ -135,7 +135,7 @@ def test_missing_image_id_fails_clearly(voc_root: Path, tmp_path: Path, capsys):
 
 def test_fast_rcnn_without_a_proposal_file_is_a_config_error(voc_root: Path, tmp_path: Path):
     config = load_config("quick", [*tiny_overrides(voc_root, 2), "model.detector=fast_rcnn"])
-    from iadet.engine.trainer import train
+    from iadet.engine.training_run import train
 
     with pytest.raises(ConfigError, match="needs data.proposals=FILE"):
         train(config, tmp_path / "run", quiet=True)

@@ -14,7 +14,7 @@ from iadet.config import load_config
 from iadet.data.catalog import open_split
 from iadet.engine.inference import evaluate
 from iadet.engine.loading import load_detector
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.robustness import benchmark
 
 from conftest import make_voc, tiny_overrides

@@ -11,7 +11,7 @@ from PIL import Image
 from iadet.cli import main
 from iadet.config import load_config
 from iadet.engine.loading import load_detector
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.modeling.methods.asdn import hardest_windows
 from iadet.modeling.methods.probes import gt_probabilities, pool_rois
 from iadet.visualization.asdn import load_adversary

@@ -36,7 +36,7 @@ from iadet.data.catalog import data_root, open_from_config
 from iadet.engine import distributed as dist
 from iadet.engine.inference import evaluate_split, score
 from iadet.engine.loading import load_detector
-from iadet.engine.trainer import OPERATIONAL_KEYS, train
+from iadet.engine.training_run import OPERATIONAL_KEYS, train
 from iadet.errors import ConfigError
 from iadet.serialization import save_json_atomic
 

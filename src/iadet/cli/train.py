@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iadet.config import load_config
     from iadet.engine.distributed import cleanup
-    from iadet.engine.trainer import train
+    from iadet.engine.training_run import train
 
     overrides = overrides_with_data(args)
     if args.resume and args.output and args.config is None:

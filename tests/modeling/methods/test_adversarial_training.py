@@ -17,9 +17,9 @@ import torch
 from iadet.cli import main
 from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
-from iadet.engine import trainer as trainer_module
+from iadet.engine import training_run as trainer_module
 from iadet.engine.checkpoint import check_plain
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import adversary_parameters, build_method

@@ -10,7 +10,7 @@ import torch
 from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
 from iadet.engine.checkpoint import load_file
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.errors import ConfigError
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import build_method

@@ -17,9 +17,9 @@ import torch
 from iadet.cli import main
 from iadet.config import load_config
 from iadet.config.methods import METHOD_PRESETS, MethodParams, register_preset
-from iadet.engine import trainer as trainer_module
+from iadet.engine import training_run as trainer_module
 from iadet.engine.checkpoint import check_plain, load_file
-from iadet.engine.trainer import train
+from iadet.engine.training_run import train
 from iadet.errors import TrainingError
 from iadet.modeling.methods.base import RoIMethod, RoIOutput
 

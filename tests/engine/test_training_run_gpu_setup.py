@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iadet.engine.trainer import CUDA_DETERMINISM_WARNING, _set_determinism
+from iadet.engine.training_run import CUDA_DETERMINISM_WARNING, _set_determinism
 
 
 @pytest.fixture
