@@ -1,4 +1,5 @@
-"""The README stays true: its two commands come first, its config tables match the schema, every command is named."""
+"""The README and its pages stay true: the two commands come first, the README is a front page, the config tables
+(docs/configuration.md) match the schema, every command and method is named, every link resolves."""
 
 import contextlib
 import io
@@ -8,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def test_readme_opens_with_demo_and_test():
@@ -18,19 +20,24 @@ def test_readme_opens_with_demo_and_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_readme_is_a_front_page():
+    assert len(README.splitlines()) <= 200, "the README is a front page: put the detail in docs/"
+    assert "iadet.attach(model" in README  # the three-line library case
+
+
 def test_config_tables_are_generated_from_the_schema():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         runpy.run_path(str(ROOT / "tools" / "config_reference.py"), run_name="__main__")
-    assert out.getvalue().strip() in README, (
-        "README config tables are stale: python tools/config_reference.py"
+    assert out.getvalue().strip() in (DOCS / "configuration.md").read_text(), (
+        "docs/configuration.md is stale: python tools/config_reference.py"
     )
 
 
-def _section(heading: str) -> str:
-    """The README's text under ``heading`` up to the next heading of any level."""
-    start = README.index(heading + "\n") + len(heading) + 1
-    return re.split(r"\n#{2,4} ", README[start:], maxsplit=1)[0]
+def _section(text: str, heading: str) -> str:
+    """``text`` under ``heading`` up to the next heading of any level."""
+    start = text.index(heading + "\n") + len(heading) + 1
+    return re.split(r"\n#{1,4} ", text[start:], maxsplit=1)[0]
 
 
 def test_every_command_and_method_is_documented():
@@ -41,7 +48,8 @@ def test_every_command_and_method_is_documented():
     assert listed, "README: the sentence listing every command is gone"
     assert re.findall(r"`([\w-]+)`", listed.group(1)) == list(COMMANDS)
     # every RoI method has a row of the methods table, every image-space one is in the baselines' section
-    table = _section("## Methods")
+    methods = (DOCS / "methods.md").read_text()
+    table = _section(methods, "# Methods")
     rows = {
         name
         for line in table.splitlines()
@@ -49,6 +57,24 @@ def test_every_command_and_method_is_documented():
         for name in re.findall(r"`([^`]+)`", line.split(" | ")[0])
     }
     assert set(list_methods()) <= rows, set(list_methods()) - rows
-    baselines = _section("### The baselines a user would try first")
+    baselines = _section(methods, "## The baselines a user would try first")
     for method in list_methods("image"):
         assert f"`{method}`" in baselines, method
+
+
+def test_every_link_of_the_readme_and_docs_resolves():
+    bad = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, fragment = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                bad.append(f"{page.name}: {target}")
+            elif fragment and dest.suffix == ".md":
+                headings = re.findall(r"(?m)^#{1,6} (.*)$", dest.read_text())
+                anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+                if fragment not in anchors:
+                    bad.append(f"{page.name}: {target}")
+    assert bad == []

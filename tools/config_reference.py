@@ -1,4 +1,4 @@
-"""Print the README's configuration reference (Markdown tables) from the schema's attribute docstrings.
+"""Print the configuration reference of docs/configuration.md (Markdown tables) from the schema's attribute docstrings.
 
 python tools/config_reference.py > /tmp/config.md
 """
@@ -60,7 +60,7 @@ def section_table(name: str, cls: type, docs) -> str:
 def main() -> None:
     docs = attribute_docs(Path(schema.__file__))
     for name, cls in schema.SECTIONS.items():
-        print(f"#### `{name}`\n\n{section_table(name, cls, docs)}\n")
+        print(f"## `{name}`\n\n{section_table(name, cls, docs)}\n")
     seen = set()
     for method, preset in METHOD_PRESETS.items():
         params = preset.params
@@ -68,7 +68,7 @@ def main() -> None:
             continue
         seen.add(params)
         users = [m for m, p in METHOD_PRESETS.items() if p.params is params]
-        print(f"#### `method.` for {', '.join(f'`{u}`' for u in users)}\n")
+        print(f"## `method.` for {', '.join(f'`{u}`' for u in users)}\n")
         print(section_table("method", params, inherited_docs(params)) + "\n")
 
 
