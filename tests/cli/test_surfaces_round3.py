@@ -102,9 +102,6 @@ def _compare(root: Path, output: Path, *extra: str) -> list[str]:
     return [*args, "--output", str(output), "--quiet", *extra]
 
 
-@pytest.mark.xfail(
-    reason="compare --finished-only: a truncated eval_*.json is an internal error (JSONDecodeError)"
-)
 def test_compare_finished_only_with_a_truncated_result(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(_compare(runs["voc"], out)) == 0
@@ -114,7 +111,6 @@ def test_compare_finished_only_with_a_truncated_result(runs, tmp_path, capsys):
     cli_fails(capsys, _compare(runs["voc"], out, "--finished-only"), rf"{result.name}", 2)
 
 
-@pytest.mark.xfail(reason="compare --finished-only: a non-finite mAP in eval_*.json is tabulated as it is")
 def test_compare_finished_only_with_a_non_finite_result(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(_compare(runs["voc"], out)) == 0
@@ -124,3 +120,14 @@ def test_compare_finished_only_with_a_non_finite_result(runs, tmp_path, capsys):
     result.write_text(json.dumps(data))
     capsys.readouterr()
     cli_fails(capsys, _compare(runs["voc"], out, "--finished-only"), rf"{result.name}", 2)
+
+
+def test_compare_refuses_a_seed_directory_that_leads_out_of_its_tree(runs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(_compare(runs["voc"], out)) == 0
+    seed = out / "runs" / "none" / "seed0"
+    elsewhere = tmp_path / "elsewhere"
+    seed.rename(elsewhere)
+    seed.symlink_to(elsewhere, target_is_directory=True)
+    capsys.readouterr()
+    cli_fails(capsys, _compare(runs["voc"], out, "--finished-only"), r"seed0: leads outside .*refused", 2)

@@ -32,12 +32,13 @@ import torch
 
 from iadet.benchmark.stats import paired_difference, summarize
 from iadet.config import Config, config_diff, load_config
+from iadet.config.coerce import short_repr
 from iadet.data.catalog import data_root, open_from_config
 from iadet.engine import distributed as dist
 from iadet.engine.inference import evaluate_split, score
 from iadet.engine.loading import load_detector
 from iadet.engine.training_run import OPERATIONAL_KEYS, train
-from iadet.errors import ConfigError
+from iadet.errors import ConfigError, DataError
 from iadet.serialization import save_json_atomic
 
 BASELINE = "none"
@@ -106,16 +107,44 @@ def _eval_path(run_dir: Path, split: str) -> Path:
     return run_dir / f"eval_{split.replace('/', '_')}.json"
 
 
+def read_result(path: Path) -> dict[str, Any]:
+    """A run's cached evaluation (``eval_<split>.json``). Result files may come from anyone (a committed
+    comparison): a damaged one — not JSON, not an object, a non-finite score — is an error naming it,
+    never re-scored or tabulated as it is."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(
+            f"{path}: not a readable result file ({type(exc).__name__}); remove it to recompute it"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a result file (a JSON object with 'mAP'); remove it to recompute it")
+    scores = {"mAP": data.get("mAP"), **{f"metrics.{k}": v for k, v in (data.get("metrics") or {}).items()}}
+    for key, value in scores.items():
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise DataError(
+                f"{path}: {key} is {short_repr(value)}, not a finite number; remove it to recompute it"
+            )
+    return data
+
+
+def _check_inside(run_dir: Path, output: Path) -> None:
+    """A run directory must be inside the comparison's own directory (no symbolic link out of it)."""
+    if run_dir.exists() and not run_dir.resolve().is_relative_to(output.resolve()):
+        raise DataError(f"{run_dir}: leads outside {output} (a symbolic link?); refused")
+
+
 def recorded(run_dir: Path, splits: list[str], parts: bool = False) -> bool:
     """A finished run whose results are all on disk (every split's evaluation with every metric, and its
     part reliance when asked): it is reused without its weights, so committed result files (config.yaml,
     eval_*.json, parts.json; no checkpoints) are enough to assemble a comparison on another machine."""
     for split in splits:
         path = _eval_path(run_dir, split)
-        try:
-            cached = json.loads(path.read_text())
-        except (OSError, ValueError):
+        if not path.is_file():
             return False
+        cached = read_result(path)
         if "metrics" not in cached or "errors" not in cached:
             return False
     return not parts or (run_dir / "parts.json").is_file()
@@ -155,7 +184,7 @@ def _evaluate_run(
     for split_name in splits:
         path = _eval_path(run_dir, split_name)
         if path.is_file():
-            cached = json.loads(path.read_text())
+            cached = read_result(path)
             if "metrics" in cached and "errors" in cached:  # written by a version that scored all of them
                 results[split_name] = cached
                 continue
@@ -291,6 +320,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     durations: list[float] = []
     for k, (method, seed) in enumerate(runs, 1):
         run_dir = spec.output / "runs" / run_directory_name(method) / f"seed{seed}"
+        _check_inside(run_dir, spec.output)
         eta = ""
         if durations:
             eta = f", ETA {_format_eta(sum(durations) / len(durations) * (len(runs) - k + 1))}"
