@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,20 @@ def test_builtin_is_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.Mo
     stamp = made[0].stat().st_mtime_ns
     build_model(cfg, num_classes=3)
     assert "making" not in capsys.readouterr().err and made[0].stat().st_mtime_ns == stamp
+    # a damaged cache (here: other weights than its record's) is made again, never loaded
+    torch.save({k: torch.zeros_like(v) for k, v in state.items()}, made[0])
+    remade = build_model(cfg, num_classes=3)
+    err = capsys.readouterr().err
+    assert "damaged or from another version: making it again" in err and "making the built-in" in err
+    assert all(torch.equal(remade.backbone.state_dict()[k], state[k]) for k in state)
+    # a lock its process left behind (a kill -9) is taken over at once
+    lock = made[0].parent.parent / f".{made[0].parent.name}.lock"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs
+    lock.write_text(f"{socket.gethostname()} {gone.pid}")
+    made[0].write_bytes(b"not a checkpoint")
+    build_model(cfg, num_classes=3)
+    assert not lock.exists() and "making it again" in capsys.readouterr().err
     # a bundled file of the same fingerprint wins over the cache
     (tmp_path / "bundled").mkdir()
     bundled = tmp_path / "bundled" / f"tiny-{pt.fingerprint(pt.PretrainConfig('tiny'))}.pth"

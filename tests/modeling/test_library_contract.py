@@ -45,6 +45,8 @@ def stock_detector(seed: int = 0) -> FasterRCNN:
         min_size=96,
         max_size=128,
         rpn_batch_size_per_image=64,
+        rpn_pre_nms_top_n_train=256,  # OHEM scores every proposal: keep them few
+        rpn_post_nms_top_n_train=128,
         box_batch_size_per_image=32,
         representation_size=128,
     )

@@ -41,8 +41,8 @@ def _fingerprint(synth, preset: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _stale(lock: Path) -> bool:
-    """A lock left by a generator that is gone: its process (``host pid`` in the file) no longer runs on
+def stale_lock(lock: Path) -> bool:
+    """A cache lock left by a process that is gone: its process (``host pid`` in the file) no longer runs on
     this host (a ``kill -9``, a crash), or, on another host or unreadable, untouched for an hour."""
     try:
         owner = lock.read_text(encoding="utf-8", errors="replace").split()
@@ -81,7 +81,7 @@ def builtin_root(preset: str, seed: int = 0) -> Path:
         except FileExistsError:
             if (root / "synth.json").is_file():
                 return root
-            if _stale(lock):
+            if stale_lock(lock):
                 lock.unlink(missing_ok=True)
                 continue
             if not told:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -367,10 +368,29 @@ def pretrain(
     return state, record
 
 
+def _cached_weights_ok(root: Path, fp: str, log: Callable[[str], None]) -> bool:
+    """Whether ``root`` holds finished pretrained weights of fingerprint ``fp``, checked against their record
+    (``pretrain.json``: the fingerprint and the weights' SHA-256). A damaged file, or one another version
+    wrote, is removed (with a line saying so) to be made again: it is never loaded."""
+    weights, record = root / WEIGHTS_FILE, root / RECORD_FILE
+    if not weights.is_file():
+        return False
+    try:
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        ok = saved.get("fingerprint") == fp and weights_digest(state) == saved.get("weights_sha256")
+    except Exception:  # noqa: BLE001  (any unreadable file is a damaged cache)
+        ok = False
+    if not ok:
+        log(f"the cached pretrained backbone in {root} is damaged or from another version: making it again")
+        weights.unlink(missing_ok=True)
+    return ok
+
+
 def builtin_weights(trunk: nn.Module, log: Callable[[str], None] | None = None) -> Path:
     """The file ``model.backbone_weights=builtin`` names for ``trunk``'s backbone: the bundled one if
     its fingerprint matches, else the cached one, made on first use (a file lock guards concurrent runs)."""
-    from iadet.data.catalog import cache_dir
+    from iadet.data.catalog import cache_dir, stale_lock
 
     name = backbone_name(trunk)
     cfg = PretrainConfig(backbone=name)
@@ -380,28 +400,29 @@ def builtin_weights(trunk: nn.Module, log: Callable[[str], None] | None = None) 
         return bundled
     root = cache_dir() / "pretrain" / f"{name}-seed{cfg.seed}-{fp}"
     weights = root / WEIGHTS_FILE
-    if weights.is_file():
-        return weights
     if log is None:
 
         def log(line: str) -> None:
             print(f"iadet: {line}", file=sys.stderr, flush=True)
 
+    if _cached_weights_ok(root, fp, log):
+        return weights
     root.mkdir(parents=True, exist_ok=True)
     lock = root.parent / f".{root.name}.lock"
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
             break
         except FileExistsError:
-            if weights.is_file():
+            if _cached_weights_ok(root, fp, log):
                 return weights
-            with contextlib.suppress(FileNotFoundError):
-                if time.time() - lock.stat().st_mtime > 3600:  # a run that died long ago
-                    lock.unlink(missing_ok=True)
+            if stale_lock(lock):  # its process is gone (or, elsewhere, an hour old)
+                lock.unlink(missing_ok=True)
+                continue
             time.sleep(1.0)
     try:
-        if not weights.is_file():
+        if not _cached_weights_ok(root, fp, log):
             log(f"making the built-in pretrained '{name}' backbone (model.backbone_weights=builtin): about 8 "
                 f"minutes on 2 CPU cores, once; cached in {root}")  # fmt: skip
             pretrain(trunk, cfg, root, log=log)
