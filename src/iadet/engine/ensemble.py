@@ -167,6 +167,16 @@ class EnsembleDetector(nn.Module):
         return probabilities / n, deltas / n
 
 
+def _class_difference(these: Sequence[str], those: Sequence[str]) -> str:
+    """What differs between two class lists, in a few words."""
+    if len(these) != len(those):
+        return f"{len(these)} classes vs {len(those)}"
+    if set(these) == set(those):
+        return f"the same {len(these)} classes in another order"
+    missing, extra = [c for c in those if c not in these], [c for c in these if c not in those]
+    return f"{', '.join(map(repr, extra[:3]))} instead of {', '.join(map(repr, missing[:3]))}"
+
+
 def load_ensemble(
     checkpoints: Iterable[str | Path],
     *,
@@ -188,10 +198,15 @@ def load_ensemble(
     for path in paths:
         model, cfg = load_detector(path, config=config, overrides=overrides, device=device)
         if configs and cfg.data.classes != configs[0].data.classes:
+            difference = _class_difference(cfg.data.classes, configs[0].data.classes)
             raise ConfigError(
-                f"{path} predicts other classes than {paths[0]} "
-                f"({len(cfg.data.classes)} vs {len(configs[0].data.classes)} classes, or another order): "
-                "an ensemble averages the same classes"
+                f"{path} predicts other classes than {paths[0]} ({difference}): an ensemble averages the same classes"
+            )
+        fast = [cfg.model.detector == "fast_rcnn", *(c.model.detector == "fast_rcnn" for c in configs[:1])]
+        if configs and fast[0] != fast[1]:
+            fast_path, other = (path, paths[0]) if fast[0] else (paths[0], path)
+            raise ConfigError(
+                f"cannot ensemble {fast_path} (Fast R-CNN, proposals from a file) with {other}, which proposes for itself"
             )
         models.append(model)
         configs.append(cfg)
