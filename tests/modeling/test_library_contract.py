@@ -338,6 +338,12 @@ WRONG_USES = [
         "method module",
     ),
     (lambda m: iadet.attach(m, "ia").set_iteration(-1), ValueError, "iteration must be >= 0"),
+    (lambda m: iadet.attach(m, "ia").set_iteration(2.5), TypeError, "iteration must be an int"),
+    (
+        lambda m: iadet.attach(m.eval(), "asdn", max_iters=8).trains_detector(),
+        RuntimeError,
+        "no training step",
+    ),
     (
         lambda m: iadet.attach(m, "ohem").load_state_dict(iadet.attach(stock_detector(), "ia").state_dict()),
         ValueError,

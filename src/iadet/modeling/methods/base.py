@@ -201,7 +201,9 @@ class RoIMethod(nn.Module):
     def set_iteration(self, iteration: int) -> None:
         """Set the clock: ``iteration`` steps are done. For gradient accumulation (one step per
         optimiser step, not per forward) or a resume that does not restore :meth:`state_dict`."""
-        if int(iteration) < 0:
+        if isinstance(iteration, bool) or not isinstance(iteration, int):
+            raise TypeError(f"iteration must be an int (steps done), got {type(iteration).__name__}")
+        if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
         self.iteration = int(iteration)
         self._asked_step = self.iteration - 1  # the steps before were not this loop's to ask about
@@ -247,6 +249,12 @@ class RoIMethod(nn.Module):
         last). False only while A-Fast-RCNN's ASDN pre-trains against a frozen detector: a training
         loop then skips the detector's optimiser step (``if method.trains_detector(): optimizer.step()``)."""
         if iteration is None:
+            if self.iteration == 0:
+                raise RuntimeError(
+                    f"method '{self.params.name}': trains_detector() asks about the step just run, and no "
+                    "training step has run yet (model.train() and a forward with targets); for the next "
+                    "step, ask trains_detector(method.iteration)"
+                )
             iteration = self.iteration - 1
         self._asked_step = max(self._asked_step, int(iteration))
         return not self.detector_frozen_at(int(iteration))
