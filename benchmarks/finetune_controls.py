@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from iadet.benchmark.report import interval_cell
-from iadet.benchmark.stats import holm_adjusted, paired_difference
+from iadet.comparison.report import interval_cell
+from iadet.comparison.stats import holm_adjusted, paired_difference
 
 VARIANTS = ("ia", "ia-code")
 CONTROLS = ("ia:strategy=random", "random-dropout")

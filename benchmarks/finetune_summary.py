@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from iadet.benchmark.report import interval_cell
+from iadet.comparison.report import interval_cell
 
 
 def _cell(summary: dict, scale: float = 100.0, digits: int = 1) -> str:

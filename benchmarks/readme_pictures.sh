@@ -75,7 +75,7 @@ $PY - <<'PY'
 import json
 from pathlib import Path
 
-from iadet.benchmark.report import write_report
+from iadet.comparison.report import write_report
 from iadet.robustness.plots import plot_occlusion
 
 full = Path("benchmarks/results/full")

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from iadet.benchmark.compare import CompareSpec, run_compare
 from iadet.cli.compare import seed_list
+from iadet.comparison.compare import CompareSpec, run_compare
 from iadet.errors import ConfigError
 
 
@@ -44,7 +44,7 @@ def test_the_finetune_preset_trains_on_few_images_of_the_quick_data_from_pretrai
         seen["spec"] = spec
         raise Stop
 
-    monkeypatch.setattr("iadet.benchmark.compare.run_compare", stub)
+    monkeypatch.setattr("iadet.comparison.compare.run_compare", stub)
     parser = argparse.ArgumentParser()
     compare_cli.register(parser.add_subparsers())
     args = parser.parse_args(["compare", "--preset", "finetune", "--methods", "none", "--output", "/tmp/x"])
@@ -80,8 +80,8 @@ def test_compare_passes_the_data_generators_seed_to_the_data_and_every_run(monke
         seen["runs"].append((cfg.data.synth_seed, cfg.train.seed))
         raise Stop
 
-    monkeypatch.setattr("iadet.benchmark.compare.data_root", data_root)
-    monkeypatch.setattr("iadet.benchmark.compare._train_or_reuse", train)
+    monkeypatch.setattr("iadet.comparison.compare.data_root", data_root)
+    monkeypatch.setattr("iadet.comparison.compare._train_or_reuse", train)
     parser = argparse.ArgumentParser()
     compare_cli.register(parser.add_subparsers())
     args = parser.parse_args(["compare", "--preset", "finetune", "--methods", "none", "--seeds", "4,2",

@@ -10,11 +10,11 @@ import pytest
 from iadet.data.catalog import open_split
 from iadet.data.images import load_image
 from iadet.errors import ConfigError
-from iadet.robustness import benchmark as B
-from iadet.robustness.benchmark import CorruptImage, corruption_summary
+from iadet.robustness import evaluate as B
 from iadet.robustness.cache import CorruptionCache, image_digest
 from iadet.robustness.corruptions import corrupt, image_seed
-from robustness.test_benchmark import ColourDetector
+from iadet.robustness.evaluate import CorruptImage, corruption_summary
+from robustness.test_evaluate import ColourDetector
 
 
 @pytest.fixture(scope="module")

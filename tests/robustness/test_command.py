@@ -15,7 +15,7 @@ from iadet.data.catalog import open_split
 from iadet.engine.inference import evaluate
 from iadet.engine.loading import load_detector
 from iadet.engine.training_run import train
-from iadet.robustness import benchmark
+from iadet.robustness import evaluate as robustness_evaluate
 
 from conftest import make_voc, tiny_overrides
 
@@ -78,7 +78,7 @@ def test_corruption_benchmark(runs, tmp_path: Path) -> None:
 
 def test_occlusion_sweep_one_curve_per_checkpoint(runs, tmp_path: Path, monkeypatch) -> None:
     root, checkpoints = runs
-    monkeypatch.setattr(benchmark, "default_occluder", lambda: left_occluder)
+    monkeypatch.setattr(robustness_evaluate, "default_occluder", lambda: left_occluder)
     out = tmp_path / "occ"
     args = ["robustness", "--checkpoint", *checkpoints, "--label", "base", "IA", "--data", str(root)]
     args += ["--occlusion", "0,0.5", "--num-workers", "0", "--output", str(out), "-q"]
@@ -107,8 +107,8 @@ def test_second_checkpoint_reuses_the_cache(runs, tmp_path: Path, monkeypatch) -
         "0",
     ]
     calls = []
-    real = benchmark.corrupt
-    monkeypatch.setattr(benchmark, "corrupt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = robustness_evaluate.corrupt
+    monkeypatch.setattr(robustness_evaluate, "corrupt", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert main([*args, "--output", str(tmp_path / "a"), "-q"]) == 0
     assert len(calls) == 3  # 3 images corrupted once, for the first checkpoint only
     assert len(list(cache.rglob("*.png"))) == 3

@@ -104,8 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iadet.benchmark.compare import CompareSpec, run_compare
-    from iadet.benchmark.report import paired_table, pending_line, results_table
+    from iadet.comparison.compare import CompareSpec, run_compare
+    from iadet.comparison.report import paired_table, pending_line, results_table
     from iadet.config import PRESETS
     from iadet.config.presets import PRIMARY_METRICS
 

@@ -135,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     from iadet.engine.loading import load_detector
     from iadet.errors import ConfigError
     from iadet.robustness import plots
-    from iadet.robustness.benchmark import (
+    from iadet.robustness.cache import CorruptionCache
+    from iadet.robustness.corruptions import resolve_corruptions
+    from iadet.robustness.evaluate import (
         corruption_summary,
         default_metric,
         default_occluder,
@@ -145,8 +147,6 @@ def run(args: argparse.Namespace) -> int:
         parse_severities,
         summary_table,
     )
-    from iadet.robustness.cache import CorruptionCache
-    from iadet.robustness.corruptions import resolve_corruptions
 
     # everything the user typed is checked before any model is loaded
     output_dir(args.output)

@@ -1,6 +1,6 @@
 """Plots of the robustness results: mAP against severity, the corruption summary, the occlusion curve.
 
-Every function takes the plain dicts of :mod:`iadet.robustness.benchmark` (or the JSON files
+Every function takes the plain dicts of :mod:`iadet.robustness.evaluate` (or the JSON files
 ``iadet robustness`` writes), draws with matplotlib's object API (no pyplot state, no display
 needed) and writes a PNG of ``figsize * dpi`` pixels. Functions for several detectors take
 ``{label: result}``; one detector is a mapping with one entry.
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from iadet.figures import new_figure, save_figure
+from iadet.plotting import new_figure, save_figure
 from iadet.robustness.corruptions import EXTRA, GROUPS, SEVERITIES
 
 __all__ = [
@@ -157,7 +157,7 @@ def plot_corruption_summary(results: Mapping[str, Mapping[str, Any]], path: str 
 def plot_occlusion(curves: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
     """mAP against the occluded fraction of every ground-truth box, one line per detector.
 
-    ``curves`` maps a label to :func:`iadet.robustness.benchmark.occlusion_curve`'s dict. When the
+    ``curves`` maps a label to :func:`iadet.robustness.evaluate.occlusion_curve`'s dict. When the
     curves carry the achieved coverage, a second x-axis on top shows it. 6 x 4 inches, 100 dpi.
     """
     figure = new_figure(6.0, 4.0)

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from iadet.evaluation.tide import ERROR_TYPES, SHORT_NAMES, SPECIAL_TYPES
-from iadet.figures import new_figure, save_figure
+from iadet.plotting import new_figure, save_figure
 from iadet.visualization.heatmaps import Grid
 
 __all__ = ["error_sheet", "plot_confusion_matrix", "plot_error_breakdown", "plot_pr_curves"]

@@ -13,9 +13,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from iadet.benchmark.compare import run_scores
-from iadet.benchmark.plots import family_rows, method_colours, method_family
-from iadet.benchmark.report import (
+from iadet.comparison.compare import run_scores
+from iadet.comparison.plots import family_rows, method_colours, method_family
+from iadet.comparison.report import (
     errors_figure,
     forest_figure,
     metrics_table,
@@ -25,7 +25,7 @@ from iadet.benchmark.report import (
     split_figure,
     write_report,
 )
-from iadet.benchmark.stats import paired_difference, summarize
+from iadet.comparison.stats import paired_difference, summarize
 
 KEYS = ("voc07", "voc", "AP", "AP50", "AP75")
 KINDS = ("cls", "loc", "both", "dupe", "bkg", "missed")
@@ -36,7 +36,7 @@ def make_results(
     ap: dict[str, list[float]], per_class: dict[str, dict[str, list[float]]] | None = None
 ) -> dict:
     """Results on two splits where every metric, every error type and every class is ``ap`` per seed (or
-    ``per_class``), paired to `none` as :func:`iadet.benchmark.compare.aggregate` does."""
+    ``per_class``), paired to `none` as :func:`iadet.comparison.compare.aggregate` does."""
     seeds = list(range(max(len(v) for v in ap.values())))
     out = {"methods": {}, "seeds": seeds, "splits": list(SPLITS), "primary": "AP"}
     for m, runs in ap.items():

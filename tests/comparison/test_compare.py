@@ -82,7 +82,7 @@ def test_compare_bad_arguments(capsys):
 
 
 def test_method_variants_are_parsed():
-    from iadet.benchmark.compare import parse_variant, run_directory_name
+    from iadet.comparison.compare import parse_variant, run_directory_name
 
     assert parse_variant("ia") == ("ia", [])
     assert parse_variant("ia:strategy=hard:roi_ratio=0.5") == (

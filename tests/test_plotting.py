@@ -4,7 +4,7 @@ import sys
 
 from PIL import Image
 
-from iadet.figures import new_figure, save_figure
+from iadet.plotting import new_figure, save_figure
 
 
 def test_saved_figure_is_figsize_times_dpi_pixels_in_a_new_folder(tmp_path):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from iadet.benchmark.plots import (
+from iadet.comparison.plots import (
     Interval,
     compact_number,
     draw_heatmap,
@@ -16,8 +16,8 @@ from iadet.benchmark.plots import (
     family_starts,
     method_colours,
 )
-from iadet.benchmark.stats import holm_adjusted, paired_difference, t_half_width
-from iadet.figures import new_figure, save_figure
+from iadet.comparison.stats import holm_adjusted, paired_difference, t_half_width
+from iadet.plotting import new_figure, save_figure
 from iadet.robustness.plots import plot_part_reliance
 
 BASELINE = "none"
@@ -309,7 +309,7 @@ def write_report(results: dict[str, Any], output: Path) -> Path:
     """Write ``report.md`` and the plots into ``output``; returns the report's path.
 
     The headline picture, :func:`plot_forest` (``forest.png``), comes first; every figure takes its colours
-    from one :func:`~iadet.benchmark.plots.method_colours` over the report's methods."""
+    from one :func:`~iadet.comparison.plots.method_colours` over the report's methods."""
     colours = method_colours(list(results["methods"]))
     parts = ["# Comparison", ""]
     forest = plot_forest(results, output, colours)
@@ -578,7 +578,7 @@ def plot_results(results: dict[str, Any], output: Path, colours: dict[str, Any] 
 
 def per_class_deltas(results: dict[str, Any], split: str) -> dict[str, dict[str, dict[str, Any]]]:
     """``{method: {class: paired difference}}`` of each method's per-class AP against `none` on ``split``,
-    paired by seed (:func:`~iadet.benchmark.stats.paired_difference`, in 0-1); ``{}`` without a `none` run
+    paired by seed (:func:`~iadet.comparison.stats.paired_difference`, in 0-1); ``{}`` without a `none` run
     or without the per-seed APs."""
     methods = results["methods"]
     base = methods.get(BASELINE, {}).get("per_class", {}).get(split)

@@ -1,4 +1,4 @@
-"""Tests of iadet.robustness.benchmark: the corruption and occlusion loops, with a detector that needs no training.
+"""Tests of iadet.robustness.evaluate: the corruption and occlusion loops, with a detector that needs no training.
 
 ``ColourDetector`` finds the toy dataset's red squares and blue bars by their colour, so on
 clean images it is perfect (mAP 1) and its mAP falls exactly when the pixels of an object
@@ -14,8 +14,9 @@ from torch import nn
 
 from iadet.data.catalog import open_split
 from iadet.errors import ConfigError
-from iadet.robustness import benchmark as B
-from iadet.robustness.benchmark import (
+from iadet.robustness import evaluate as B
+from iadet.robustness.corruptions import corrupt, image_seed
+from iadet.robustness.evaluate import (
     CorruptImage,
     OccludeImage,
     corruption_summary,
@@ -27,7 +28,6 @@ from iadet.robustness.benchmark import (
     parse_severities,
     summary_table,
 )
-from iadet.robustness.corruptions import corrupt, image_seed
 
 COLOURS = {1: (220, 40, 40), 2: (40, 60, 220)}  # conftest.make_voc: square, bar
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from iadet.benchmark import compare
-from iadet.benchmark.compare import CompareSpec, run_compare
+from iadet.comparison import compare
+from iadet.comparison.compare import CompareSpec, run_compare
 from iadet.config import save_config
 from iadet.errors import ConfigError
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from iadet.benchmark.stats import paired_difference, summarize
+from iadet.comparison.stats import paired_difference, summarize
 from iadet.config import Config, config_diff, load_config
 from iadet.config.coerce import short_repr
 from iadet.data.catalog import data_root, open_from_config
@@ -257,7 +257,7 @@ def _robustness_run(
             split = open_from_config(cfg.data, split_name)
 
     if spec.corruptions:
-        from iadet.robustness.benchmark import corruption_summary
+        from iadet.robustness.evaluate import corruption_summary
 
         path = run_dir / "robustness.json"
         if path.is_file():
@@ -270,7 +270,7 @@ def _robustness_run(
             )  # fmt: skip
             save_json_atomic(out["corruption"], path)
     if spec.occlusion:
-        from iadet.robustness.benchmark import occlusion_curve
+        from iadet.robustness.evaluate import occlusion_curve
 
         path = run_dir / "occlusion.json"
         cached = json.loads(path.read_text()) if path.is_file() else None
@@ -352,7 +352,7 @@ def run_compare(spec: CompareSpec) -> dict[str, Any]:
     if pending:
         results["pending"] = {m: [s for s in seeds if s not in pending[m]] for m in methods if m in pending}
     save_json_atomic(results, spec.output / "results.json")
-    from iadet.benchmark.report import write_report
+    from iadet.comparison.report import write_report
 
     write_report(results, spec.output)
     return results

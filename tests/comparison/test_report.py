@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from iadet.benchmark.report import interval_cell, per_class_delta_table, per_class_deltas, write_report
-from iadet.benchmark.stats import paired_difference, summarize
+from iadet.comparison.report import interval_cell, per_class_delta_table, per_class_deltas, write_report
+from iadet.comparison.stats import paired_difference, summarize
 
 
 def results(methods: dict[str, dict[str, list[float]]], splits=("test", "test_occluded")) -> dict:
@@ -59,7 +59,7 @@ def test_no_baseline_no_delta_section(tmp_path: Path) -> None:
 
 def with_metrics(ap: dict[str, list[float]], voc07: dict[str, list[float]], primary: str | None) -> dict:
     """Hand-made results with two metrics on `test`: COCO AP and VOC07 per seed, paired to `none`."""
-    from iadet.benchmark.stats import paired_difference
+    from iadet.comparison.stats import paired_difference
 
     keys = ("voc07", "voc", "AP", "AP50", "AP75")
     out = {"methods": {}, "seeds": [0, 1, 2, 3], "splits": ["test"]}
@@ -89,7 +89,7 @@ VOC07 = {"none": [0.80, 0.80, 0.80, 0.80], "ia": [0.70, 0.70, 0.70, 0.70], "asdn
 
 
 def test_headline_tables_use_the_declared_primary_metric(tmp_path: Path) -> None:
-    from iadet.benchmark.report import paired_table, results_table
+    from iadet.comparison.report import paired_table, results_table
 
     coco = with_metrics(AP, VOC07, "AP")
     assert "| none | 53.0 ± 2.6 |" in results_table(coco) and "COCO AP@[.5:.95] (the primary metric)" in (
@@ -105,8 +105,8 @@ def test_headline_tables_use_the_declared_primary_metric(tmp_path: Path) -> None
 
 
 def test_power_table_gives_half_width_and_holm_adjusted_p(tmp_path: Path) -> None:
-    from iadet.benchmark.report import power_table
-    from iadet.benchmark.stats import holm_adjusted, paired_difference
+    from iadet.comparison.report import power_table
+    from iadet.comparison.stats import holm_adjusted, paired_difference
 
     table = power_table(with_metrics(AP, VOC07, "AP"))
     d_ia = paired_difference(AP["ia"], AP["none"])
@@ -123,7 +123,7 @@ def test_power_table_gives_half_width_and_holm_adjusted_p(tmp_path: Path) -> Non
 
 
 def test_part_reliance_is_drawn_with_intervals_over_seeds(tmp_path: Path, monkeypatch) -> None:
-    import iadet.benchmark.report as report_module
+    import iadet.comparison.report as report_module
 
     data = results({"none": {"cat": [0.5, 0.6, 0.7]}, "ia": {"cat": [0.6, 0.7, 0.8]}}, splits=("test",))
     data["methods"]["none"]["parts"] = {

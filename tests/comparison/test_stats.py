@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from iadet.benchmark.stats import paired_difference, summarize, t_half_width
+from iadet.comparison.stats import paired_difference, summarize, t_half_width
 
 
 def test_summary_uses_the_sample_std():
@@ -42,7 +42,7 @@ def test_lengths_must_match():
 
 
 def test_holm_adjustment_by_hand():
-    from iadet.benchmark.stats import holm_adjusted
+    from iadet.comparison.stats import holm_adjusted
 
     # sorted 0.01, 0.02, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04); None is not a test
     assert holm_adjusted([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
