@@ -33,7 +33,7 @@ from iadet.config.methods import METHOD_PRESETS, ImageAugmentationParams, Method
 from iadet.errors import ConfigError
 from iadet.modeling.methods import RoIMethod, build_method
 from iadet.modeling.methods.base import IMAGE_TRANSFORMS
-from iadet.modeling.roi_heads import HookedRoIHeads
+from iadet.modeling.roi_heads import HookedRoIHeads, attach_method
 
 __all__ = ["attach", "attached_method", "detach", "list_methods", "parse_method"]
 
@@ -90,7 +90,7 @@ def parse_method(spec: str | Mapping[str, Any] | MethodParams, **params: Any) ->
     return checked
 
 
-def _check_model(model: nn.Module) -> RoIHeads:
+def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torchvision detector (an nn.Module), got {type(model).__name__}")
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) or hasattr(
@@ -110,14 +110,17 @@ def _check_model(model: nn.Module) -> RoIHeads:
         raise TypeError(
             f"{type(model).__name__}: keypoint heads are not supported (FasterRCNN and MaskRCNN are)"
         )
-    return heads
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The detector inside a DDP / DataParallel and / or ``torch.compile`` wrapper."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
 
 
 def attached_method(model: nn.Module) -> RoIMethod | None:
     """The method attached to ``model`` (unwrapping DDP / ``torch.compile``), or ``None``."""
-    model = getattr(model, "module", model)
-    model = getattr(model, "_orig_mod", model)
-    heads = getattr(model, "roi_heads", None)
+    heads = getattr(_unwrapped(model), "roi_heads", None)
     return heads.roi_method if isinstance(heads, HookedRoIHeads) else None
 
 
@@ -149,7 +152,7 @@ def attach(
         ValueError: a wrapped model, an unknown method or key, a bad value, an image-space baseline,
             a missing ``max_iters``, or a method already attached without ``replace=True``.
     """
-    heads = _check_model(model)
+    _check_model(model)
     if isinstance(method, RoIMethod):
         if params:
             raise ValueError("parameters cannot be given with a method module: build it with them")
@@ -171,10 +174,7 @@ def attach(
             f"method '{current.params.name}' is already attached: pass replace=True, or iadet.detach(model) first"
         )
     module.attach_to(model, max_iters)
-    if isinstance(heads, HookedRoIHeads):
-        heads.set_method(module)
-    else:
-        model.roi_heads = HookedRoIHeads.from_heads(heads, module)
+    attach_method(model, module)
     if not any(isinstance(hook, _StageGate) for hook in model._forward_hooks.values()):
         model.register_forward_hook(_StageGate())
     return module
@@ -183,7 +183,7 @@ def attach(
 def detach(model: nn.Module) -> nn.Module:
     """Give ``model`` back torchvision's own ``RoIHeads`` (the same submodules) and remove iadet's hook;
     returns ``model``. A model with nothing attached is returned as it is."""
-    model = getattr(model, "_orig_mod", getattr(model, "module", model))
+    model = _unwrapped(model)
     heads = getattr(model, "roi_heads", None)
     if isinstance(heads, HookedRoIHeads):
         model.roi_heads = heads.to_stock()
