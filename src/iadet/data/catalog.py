@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from iadet.config.schema import DataConfig
@@ -61,6 +61,43 @@ def stale_lock(lock: Path) -> bool:
     return age > 3600
 
 
+def make_once(
+    lock: Path,
+    ready: Callable[[], bool],
+    make: Callable[[], None],
+    *,
+    waiting: str | None = None,
+    poll: float = 1.0,
+) -> None:
+    """Make a cache entry once across processes: unless ``ready()``, run ``make()`` holding ``lock``, an
+    exclusive file naming its owner (``host pid``). A process that finds the lock waits until the entry is
+    ready or the lock is stale (:func:`stale_lock`, then taken over), saying once what it waits for
+    (``waiting``) on stderr."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
+            break
+        except FileExistsError:
+            if ready():
+                return
+            if stale_lock(lock):
+                lock.unlink(missing_ok=True)
+                continue
+            if waiting and not told:
+                print(f"iadet: waiting for {waiting} ({lock})", file=sys.stderr)
+                told = True
+            time.sleep(poll)
+    try:
+        if not ready():
+            make()
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+
+
 def builtin_root(preset: str, seed: int = 0) -> Path:
     """The built-in dataset of ``preset``; generated on first use (a file lock guards concurrent runs)."""
     from iadet.data import synth
@@ -70,33 +107,13 @@ def builtin_root(preset: str, seed: int = 0) -> Path:
     root = cache_dir() / "synth" / f"{preset}-seed{seed}-{_fingerprint(synth, preset)}"
     if (root / "synth.json").is_file():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    lock = root.parent / f".{root.name}.lock"
-    told = False
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
-            break
-        except FileExistsError:
-            if (root / "synth.json").is_file():
-                return root
-            if stale_lock(lock):
-                lock.unlink(missing_ok=True)
-                continue
-            if not told:
-                print(
-                    f"iadet: waiting for another process generating the built-in data ({lock})",
-                    file=sys.stderr,
-                )
-                told = True
-            time.sleep(0.5)
-    try:
-        if not (root / "synth.json").is_file():
-            synth.generate_dataset(root, preset=preset, seed=seed)
-    finally:
-        os.close(fd)
-        lock.unlink(missing_ok=True)
+    make_once(
+        root.parent / f".{root.name}.lock",
+        ready=lambda: (root / "synth.json").is_file(),
+        make=lambda: synth.generate_dataset(root, preset=preset, seed=seed),
+        waiting="another process generating the built-in data",
+        poll=0.5,
+    )
     return root
 
 

@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -390,7 +389,7 @@ def _cached_weights_ok(root: Path, fp: str, log: Callable[[str], None]) -> bool:
 def builtin_weights(trunk: nn.Module, log: Callable[[str], None] | None = None) -> Path:
     """The file ``model.backbone_weights=builtin`` names for ``trunk``'s backbone: the bundled one if
     its fingerprint matches, else the cached one, made on first use (a file lock guards concurrent runs)."""
-    from iadet.data.catalog import cache_dir, stale_lock
+    from iadet.data.catalog import cache_dir, make_once
 
     name = backbone_name(trunk)
     cfg = PretrainConfig(backbone=name)
@@ -407,26 +406,11 @@ def builtin_weights(trunk: nn.Module, log: Callable[[str], None] | None = None) 
 
     if _cached_weights_ok(root, fp, log):
         return weights
-    root.mkdir(parents=True, exist_ok=True)
-    lock = root.parent / f".{root.name}.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
-            break
-        except FileExistsError:
-            if _cached_weights_ok(root, fp, log):
-                return weights
-            if stale_lock(lock):  # its process is gone (or, elsewhere, an hour old)
-                lock.unlink(missing_ok=True)
-                continue
-            time.sleep(1.0)
-    try:
-        if not _cached_weights_ok(root, fp, log):
-            log(f"making the built-in pretrained '{name}' backbone (model.backbone_weights=builtin): about 8 "
-                f"minutes on 2 CPU cores, once; cached in {root}")  # fmt: skip
-            pretrain(trunk, cfg, root, log=log)
-    finally:
-        os.close(fd)
-        lock.unlink(missing_ok=True)
+
+    def make() -> None:
+        log(f"making the built-in pretrained '{name}' backbone (model.backbone_weights=builtin): about 8 "
+            f"minutes on 2 CPU cores, once; cached in {root}")  # fmt: skip
+        pretrain(trunk, cfg, root, log=log)
+
+    make_once(root.parent / f".{root.name}.lock", ready=lambda: _cached_weights_ok(root, fp, log), make=make)
     return weights
