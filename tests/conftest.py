@@ -102,6 +102,23 @@ def at_step(method, iteration: int, max_iters: int) -> None:
     method.begin_step()
 
 
+def sigterm_at(monkeypatch, iteration: int) -> None:
+    """Deliver a real SIGTERM to this process once ``iadet train`` has logged ``iteration``."""
+    import os
+    import signal
+
+    from iadet.engine import training_run
+
+    original = training_run.MetricsWriter.log
+
+    def log(self, row):
+        original(self, row)
+        if row.get("type") == "train" and row["iter"] == iteration:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training_run.MetricsWriter, "log", log)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -11,11 +9,10 @@ import torch
 
 from iadet.cli import main
 from iadet.config import load_config
-from iadet.engine import training_run as trainer_module
 from iadet.engine.training_run import train
 from iadet.modeling.detector import build_model
 
-from conftest import read_jsonl, tiny_overrides
+from conftest import read_jsonl, sigterm_at, tiny_overrides
 
 IMAGE_SPACE = ["random-erasing", "hide-and-seek", "cutout", "gridmask"]
 
@@ -42,17 +39,6 @@ def test_each_image_space_baseline_trains_through_the_cli(shared_voc: Path, tmp_
         assert rows[0]["loss"] != baseline[0]["loss"], name
 
 
-def _sigterm_at(monkeypatch, iteration: int) -> None:
-    original = trainer_module.MetricsWriter.log
-
-    def log(self, row):
-        original(self, row)
-        if row.get("type") == "train" and row["iter"] == iteration:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(trainer_module.MetricsWriter, "log", log)
-
-
 @pytest.mark.slow
 def test_interrupted_then_resumed_with_loader_workers_is_bit_identical(
     shared_voc: Path, tmp_path: Path, monkeypatch, capsys
@@ -67,7 +53,7 @@ def test_interrupted_then_resumed_with_loader_workers_is_bit_identical(
         "method.probability=1.0",
     ]
     train(load_config("quick", overrides), tmp_path / "straight", quiet=True)
-    _sigterm_at(monkeypatch, 3)
+    sigterm_at(monkeypatch, 3)
     out = tmp_path / "stopped"
     assert train(load_config("quick", overrides), out, quiet=True).interrupted
     monkeypatch.undo()

@@ -17,13 +17,12 @@ import torch
 from iadet.cli import main
 from iadet.config import load_config
 from iadet.config.methods import METHOD_PRESETS, MethodParams, register_preset
-from iadet.engine import training_run as trainer_module
 from iadet.engine.checkpoint import check_plain, load_file
 from iadet.engine.training_run import train
 from iadet.errors import TrainingError
 from iadet.modeling.methods.base import RoIMethod, RoIOutput
 
-from conftest import read_jsonl, tiny_overrides
+from conftest import read_jsonl, sigterm_at, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -90,18 +89,6 @@ def test_train_eval_predict(shared_voc: Path, tmp_path: Path, capsys):
     assert (pred / f"{image.stem}.jpg").stat().st_size > 0
 
 
-def _sigterm_at(monkeypatch, iteration: int) -> None:
-    """Deliver a real SIGTERM to this process once training has logged `iteration`."""
-    original = trainer_module.MetricsWriter.log
-
-    def log(self, row):
-        original(self, row)
-        if row.get("type") == "train" and row["iter"] == iteration:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(trainer_module.MetricsWriter, "log", log)
-
-
 def _final_state(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "model_final.pth", weights_only=True)
 
@@ -114,7 +101,7 @@ def test_interrupted_then_resumed_is_bit_identical(
     straight = train(_config(shared_voc, 7, extra), tmp_path / "straight", quiet=True)
     assert not straight.interrupted and straight.iterations == 7
 
-    _sigterm_at(monkeypatch, 3)
+    sigterm_at(monkeypatch, 3)
     first = train(_config(shared_voc, 7, extra), tmp_path / "resumed", quiet=True)
     assert first.interrupted and first.iterations == 3
     assert "Resume with: iadet train" in capsys.readouterr().err

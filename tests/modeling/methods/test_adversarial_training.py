@@ -8,7 +8,6 @@ separate), and a resume in the middle of each stage that is bit-identical to a s
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import adversary_parameters, build_method
 
-from conftest import make_voc, read_jsonl, tiny_overrides, write_voc_xml
+from conftest import make_voc, read_jsonl, sigterm_at, tiny_overrides, write_voc_xml
 
 ADVERSARIAL = ["asdn", "fixed-asdn", "astn", "asdn+astn"]
 BASELINES = ["random-dropout", "hard-dropout", "jitter", "ohem", "dropblock"]
@@ -216,18 +215,6 @@ def test_each_method_trains_through_the_cli(shared_voc: Path, tmp_path: Path, na
         assert all(r["ohem_rois"] <= 2 * 32 for r in rows)
 
 
-def _sigterm_at(monkeypatch, iteration: int) -> None:
-    """Deliver a real SIGTERM to this process once training has logged ``iteration``."""
-    original = trainer_module.MetricsWriter.log
-
-    def log(self, row):
-        original(self, row)
-        if row.get("type") == "train" and row["iter"] == iteration:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(trainer_module.MetricsWriter, "log", log)
-
-
 def _final(out: Path) -> tuple[dict, dict]:
     """The final detector weights and the adversary's parameters (its training state left out)."""
     model = torch.load(out / "model_final.pth", weights_only=True)
@@ -259,7 +246,7 @@ def test_interrupted_in_each_stage_then_resumed_is_bit_identical(
     model_a, adversary_a = _final(tmp_path / "straight")
     for stop in stops:
         out = tmp_path / f"stopped-at-{stop}"
-        _sigterm_at(monkeypatch, stop)
+        sigterm_at(monkeypatch, stop)
         first = train(_config(shared_voc, 7, *extra), out, quiet=True)
         assert first.interrupted and first.iterations == stop
         monkeypatch.undo()
