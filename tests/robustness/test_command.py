@@ -76,6 +76,32 @@ def test_corruption_benchmark(runs, tmp_path: Path) -> None:
     assert not (out / "occlusion.json").exists()
 
 
+def test_several_metrics_score_one_pass_as_separate_runs_do(runs, tmp_path: Path) -> None:
+    """``--metric coco,voc07`` writes OUTPUT/<metric>/robustness.json, each equal to a run with that metric alone
+    (the numbers themselves are compared on a detector that finds something in test_evaluate.py)."""
+    root, (ckpt, _) = runs
+    common = ["robustness", "--checkpoint", ckpt, "--data", str(root), "--corruptions", "gaussian_noise,fog"]
+    common += ["--severities", "2,5", "--max-images", "3", "--num-workers", "0", "-q"]
+    assert main([*common, "--metric", "coco,voc07", "--output", str(tmp_path / "both")]) == 0
+    assert not (tmp_path / "both" / "robustness.json").exists()
+    for metric in ("coco", "voc07"):
+        assert main([*common, "--metric", metric, "--output", str(tmp_path / metric)]) == 0
+        alone = json.loads((tmp_path / metric / "robustness.json").read_text())
+        together = json.loads((tmp_path / "both" / metric / "robustness.json").read_text())
+        assert together["metric"] == metric
+        for key in ("P", "mPC", "rPC", "corruptions", "groups"):
+            assert together[key] == alone[key], key
+        assert (tmp_path / "both" / metric / "severity.png").is_file()
+
+
+@pytest.mark.parametrize("bad", ["coco,coco", "map", ""])
+def test_bad_metric_list_is_one_line(runs, tmp_path: Path, bad: str, capsys) -> None:
+    root, (ckpt, _) = runs
+    with pytest.raises(SystemExit) as exit_info:
+        main(["robustness", "--checkpoint", ckpt, "--metric", bad, "--output", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "--metric" in capsys.readouterr().err
+
+
 def test_occlusion_sweep_one_curve_per_checkpoint(runs, tmp_path: Path, monkeypatch) -> None:
     root, checkpoints = runs
     monkeypatch.setattr(robustness_evaluate, "default_occluder", lambda: left_occluder)

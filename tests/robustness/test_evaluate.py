@@ -19,6 +19,7 @@ from iadet.robustness.corruptions import corrupt, image_seed
 from iadet.robustness.evaluate import (
     CorruptImage,
     OccludeImage,
+    corruption_summaries,
     corruption_summary,
     default_metric,
     evaluate,
@@ -263,6 +264,30 @@ def test_coco_data_is_scored_with_coco_ap(split, tmp_path) -> None:
     clean = evaluate(ColourDetector(), coco, "cpu", num_workers=0)
     assert clean["metric"] == "coco" and clean["mAP"] == pytest.approx(result["P"])
     assert clean["AP50"] == pytest.approx(1.0)  # every box found at IoU 0.5
+
+
+def test_several_metrics_from_one_pass_equal_separate_passes(split) -> None:
+    detector = ColourDetector()
+    both = corruption_summaries(
+        detector, split, "cpu", "gaussian_noise,brightness", [1, 5], metrics=["coco", "voc07"], num_workers=0
+    )
+    passes = len(detector.sizes)
+    assert passes == len(split.records) * (1 + 4)  # the clean pass and 4 cells, each run once
+    for metric in ("coco", "voc07"):
+        alone = corruption_summary(
+            ColourDetector(), split, "cpu", "gaussian_noise,brightness", [1, 5], metric=metric, num_workers=0
+        )
+        assert both[metric] == alone
+    assert both["coco"]["P"] < both["voc07"]["P"] == pytest.approx(1.0)  # two metrics, not one copied
+    assert both["coco"]["corruptions"]["gaussian_noise"]["5"] < both["coco"]["P"]
+    seen: list[tuple[str, int, dict]] = []
+    corruption_summaries(
+        ColourDetector(), split, "cpu", "brightness", [2], metrics=["voc07", "coco"], num_workers=0,
+        clean={"voc07": 0.5, "coco": 0.25}, on_cell=lambda *cell: seen.append(cell),
+    )  # fmt: skip
+    assert [(n, s, sorted(m)) for n, s, m in seen] == [("brightness", 2, ["coco", "voc07"])]
+    with pytest.raises(ConfigError, match="at least one metric"):
+        corruption_summaries(ColourDetector(), split, "cpu", "brightness", [2], metrics=[])
 
 
 def test_summary_table() -> None:

@@ -24,7 +24,8 @@ given fraction of every ground-truth box; writes OUTPUT/occlusion.json and OUTPU
 one curve per checkpoint. --cache DIR keeps the corrupted images (keyed by image, corruption, severity
 and seed; safe to interrupt) for the next checkpoint or run to read instead of recomputing. With several checkpoints each gets OUTPUT/<label>/ for its corruption
 results, and OUTPUT/corruption_summary.png and OUTPUT/severity_comparison.png compare them.
-VOC-layout data is scored with VOC07 mAP@0.5, COCO with COCO AP (override with --metric)."""
+VOC-layout data is scored with VOC07 mAP@0.5, COCO with COCO AP (override with --metric; several
+metrics, e.g. --metric coco,voc07, score every pass with each and write OUTPUT/[LABEL/]METRIC/)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="occluded fractions of every ground-truth box, e.g. 0,0.1,0.2,0.3,0.4,0.5,0.6",
     )
     p.add_argument("--max-images", type=positive_int, default=None, help="evaluate the first N images only")
-    p.add_argument("--metric", choices=["voc07", "voc", "coco"], default=None)
+    p.add_argument(
+        "--metric",
+        type=metric_list,
+        default=None,
+        help="voc07, voc or coco, or several such as coco,voc07: each pass is scored with every one, and "
+        "each metric's results go to OUTPUT/[LABEL/]METRIC/ (default: by the data's layout)",
+    )
     p.add_argument("--seed", type=int, default=0, help="base of the per-image corruption/occluder seeds")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default: eval.batch_size")
     p.add_argument(
@@ -74,6 +81,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", required=True, help="directory for the JSON files and plots")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
+
+
+METRICS = ("voc07", "voc", "coco")
+
+
+def metric_list(text: str) -> list[str]:
+    """``--metric``: ``"coco,voc07"`` -> ``["coco", "voc07"]``; an unknown or repeated name is an error."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for name in names:
+        if name not in METRICS:
+            raise argparse.ArgumentTypeError(f"unknown metric '{name}' (valid: {', '.join(METRICS)})")
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"give distinct metrics from {', '.join(METRICS)}, e.g. coco,voc07")
+    return names
 
 
 def checkpoint_labels(checkpoints: list[str], labels: list[str] | None) -> list[str]:
@@ -132,16 +153,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from iadet.data.catalog import data_root, open_split
+    from iadet.engine.inference import predict, score
     from iadet.engine.loading import load_detector
     from iadet.errors import ConfigError
     from iadet.robustness import plots
     from iadet.robustness.cache import CorruptionCache
     from iadet.robustness.corruptions import resolve_corruptions
     from iadet.robustness.evaluate import (
-        corruption_summary,
+        corruption_summaries,
         default_metric,
         default_occluder,
-        evaluate,
         occlusion_curve,
         parse_fractions,
         parse_severities,
@@ -179,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
             )
         split_name = args.split or cfg.data.test_split
         split = open_split(root, split_name, fmt=cfg.data.format, classes=cfg.data.classes)
-        metric = args.metric or default_metric(split)
+        metrics = args.metric or [default_metric(split)]
+        metric = metrics[0]
         common = dict(
-            metric=metric,
             max_images=args.max_images,
             batch_size=args.batch_size or cfg.eval.batch_size,
             num_workers=num_workers,
@@ -189,48 +210,60 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             proposals=cfg.data.proposals,
         )
-        clean = evaluate(
+        detections = predict(
             model,
             split,
             device,
             **{k: v for k, v in common.items() if k != "seed"},
             desc=f"{label} clean",
-        )["mAP"]
+        )
+        clean = {m: score(detections, split, m)["mAP"] for m in metrics}
         if not args.quiet:
-            print(f"{label}: clean {metric} mAP = {100 * clean:.1f}", flush=True)
+            for m in metrics:
+                print(f"{label}: clean {m} mAP = {100 * clean[m]:.1f}", flush=True)
         meta = {"label": label, "checkpoint": str(ckpt)}
 
         if names:
-            target = out_dir / label if len(labels) > 1 else out_dir
-
-            on_cell = functools.partial(
-                _save_partial,
-                table={},
-                clean=clean,
-                path=target / "robustness.json",
-                extra={**meta, "metric": metric, "split": split_name},
-                log=not args.quiet and not progress,  # a line per cell when there is no progress bar
-            )
-
-            result = corruption_summary(
-                model, split, device, names, severities, clean=clean, on_cell=on_cell, cache=cache, **common
-            )
-            result.update(meta)
-            write_json(target / "robustness.json", result)
-            plots.plot_severity(result, target / "severity.png", title=label)
-            corruption_results[label] = result
-            if not args.quiet:
-                rpc = "-" if result["rPC"] is None else f"{100 * result['rPC']:.1f} %"
-                print(
-                    f"{label}: P {100 * result['P']:.1f}  mPC {100 * result['mPC']:.1f}  rPC {rpc} "
-                    f"-> {target / 'robustness.json'}",
-                    flush=True,
+            base = out_dir / label if len(labels) > 1 else out_dir
+            targets = {m: base / m if len(metrics) > 1 else base for m in metrics}
+            savers = {
+                m: functools.partial(
+                    _save_partial,
+                    table={},
+                    clean=clean[m],
+                    path=targets[m] / "robustness.json",
+                    extra={**meta, "metric": m, "split": split_name},
+                    log=not args.quiet and not progress,  # a line per cell when there is no progress bar
                 )
+                for m in metrics
+            }
+
+            def on_cell(name: str, severity: int, maps: dict[str, float], savers=savers) -> None:
+                for m, save in savers.items():
+                    save(name, severity, maps[m])
+
+            results = corruption_summaries(
+                model, split, device, names, severities, metrics=metrics, clean=clean, on_cell=on_cell,
+                cache=cache, **common,
+            )  # fmt: skip
+            for m, result in results.items():
+                result.update(meta)
+                write_json(targets[m] / "robustness.json", result)
+                plots.plot_severity(result, targets[m] / "severity.png", title=label)
+                if not args.quiet:
+                    rpc = "-" if result["rPC"] is None else f"{100 * result['rPC']:.1f} %"
+                    print(
+                        f"{label}: {m}: P {100 * result['P']:.1f}  mPC {100 * result['mPC']:.1f}  rPC {rpc} "
+                        f"-> {targets[m] / 'robustness.json'}",
+                        flush=True,
+                    )
+            corruption_results[label] = results[metric]
 
         if fractions:
             curve = occlusion_curve(
-                model, split, device, fractions, occluder=occluder, clean=clean, coverage=not curves, **common
-            )
+                model, split, device, fractions, metric=metric, occluder=occluder, clean=clean[metric],
+                coverage=not curves, **common,
+            )  # fmt: skip
             if curves:  # the coverage depends on the data and the seed only: measured once
                 curve["coverage"] = next(iter(curves.values()))["coverage"]
             curves[label] = {**curve, **meta}

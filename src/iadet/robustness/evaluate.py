@@ -31,7 +31,7 @@ from tqdm import tqdm
 from iadet.data.images import load_image
 from iadet.data.occluders import paste_occluders
 from iadet.data.records import DatasetSplit, ImageRecord
-from iadet.engine.inference import default_metric, evaluate
+from iadet.engine.inference import default_metric, evaluate, predict, score
 from iadet.errors import ConfigError
 from iadet.robustness.cache import CorruptionCache, image_digest
 from iadet.robustness.corruptions import SEVERITIES, corrupt, image_seed, prepare, resolve_corruptions
@@ -41,6 +41,7 @@ __all__ = [
     "CorruptImage",
     "OccludeImage",
     "Occluder",
+    "corruption_summaries",
     "corruption_summary",
     "default_metric",
     "default_occluder",
@@ -198,54 +199,103 @@ def corruption_summary(
 
     The corruptions run in the data-loader workers (``num_workers``), overlapping with inference;
     the corruption library is prepared (numba's compile) in this process first, so forked workers
-    inherit it.
+    inherit it. :func:`corruption_summaries` scores one pass with several metrics.
 
     Returns:
         :func:`performance_under_corruption`'s dict ``{"P", "mPC", "rPC", "corruptions": {name:
         {"1": mAP, ...}}, "groups", "complete"}`` plus ``metric``, ``split``, ``images``, ``seed``
         and ``severities``; mAPs in 0-1.
     """
+    metric = metric or default_metric(split)
+    return corruption_summaries(
+        model,
+        split,
+        device,
+        corruptions,
+        severities,
+        metrics=[metric],
+        max_images=max_images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
+        clean=None if clean is None else {metric: clean},
+        progress=progress,
+        on_cell=None
+        if on_cell is None
+        else lambda name, severity, maps: on_cell(name, severity, maps[metric]),
+        proposals=proposals,
+        cache=cache,
+    )[metric]
+
+
+def corruption_summaries(
+    model: nn.Module,
+    split: DatasetSplit,
+    device: torch.device | str,
+    corruptions: str | Sequence[str] = "benchmark",
+    severities: Sequence[int] = SEVERITIES,
+    *,
+    metrics: Sequence[str],
+    max_images: int | None = None,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    seed: int = 0,
+    clean: Mapping[str, float] | None = None,
+    progress: bool = False,
+    on_cell: Callable[[str, int, dict[str, float]], None] | None = None,
+    proposals: Any = None,
+    cache: CorruptionCache | str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`corruption_summary` under several metrics at the cost of one: every pass's detections
+    are scored with each of ``metrics`` (e.g. ``["coco", "voc07"]``), so the detector runs once per
+    cell. ``clean`` maps each metric to its P when known; ``on_cell`` gets ``(name, severity,
+    {metric: mAP})``. Returns ``{metric: corruption_summary's dict}``, identical to separate calls
+    (inference is deterministic in eval mode)."""
+    if not metrics:
+        raise ConfigError("corruption_summaries: give at least one metric")
+    metrics = list(dict.fromkeys(metrics))
     names = resolve_corruptions(corruptions if isinstance(corruptions, str) else ",".join(corruptions))
     severities = parse_severities(severities)
-    metric = metric or default_metric(split)
     if cache is not None and not isinstance(cache, CorruptionCache):
         cache = CorruptionCache(cache)
     prepare(names)
     common = dict(
-        metric=metric,
         max_images=max_images,
         batch_size=batch_size,
         num_workers=num_workers,
         progress=progress,
         proposals=proposals,
     )
-    if clean is None:
-        clean = evaluate(model, split, device, desc="clean", **common)["mAP"]
-    table: dict[str, dict[int, float]] = {}
+
+    def scored(image_transform: CorruptImage | None, desc: str) -> dict[str, float]:
+        detections = predict(
+            model, split, torch.device(device), image_transform=image_transform, desc=desc, **common
+        )
+        return {m: score(detections, split, m)["mAP"] for m in metrics}
+
+    clean_maps = dict(clean) if clean is not None and set(metrics) <= set(clean) else scored(None, "clean")
+    tables: dict[str, dict[str, dict[int, float]]] = {m: {} for m in metrics}
     cells = [(name, severity) for name in names for severity in severities]
     bar = tqdm(cells, desc="corruptions", unit="cell", disable=not progress, dynamic_ncols=True)
     for name, severity in bar:
         bar.set_postfix_str(f"{name} {severity}", refresh=True)
-        value = evaluate(
-            model,
-            split,
-            device,
-            image_transform=CorruptImage(name, severity, seed, cache),
-            desc=f"{name} {severity}",
-            **common,
-        )["mAP"]
-        table.setdefault(name, {})[severity] = value
+        maps = scored(CorruptImage(name, severity, seed, cache), f"{name} {severity}")
+        for m in metrics:
+            tables[m].setdefault(name, {})[severity] = maps[m]
         if on_cell is not None:
-            on_cell(name, severity, value)
+            on_cell(name, severity, maps)
     bar.close()
-    summary = performance_under_corruption(clean, table, allow_partial=tuple(severities) != SEVERITIES)
+    partial = tuple(severities) != SEVERITIES
     return {
-        **summary,
-        "metric": metric,
-        "split": split.name,
-        "images": _images(split, max_images),
-        "seed": seed,
-        "severities": list(severities),
+        m: {
+            **performance_under_corruption(clean_maps[m], tables[m], allow_partial=partial),
+            "metric": m,
+            "split": split.name,
+            "images": _images(split, max_images),
+            "seed": seed,
+            "severities": list(severities),
+        }
+        for m in metrics
     }
 
 
