@@ -38,9 +38,9 @@ json.dump({"run": "none seed 0, trained twice", "identical": True, "metrics": a[
 PYEOF
 fi
 
-for method in ${METHODS//,/ }; do
-  dir=${method//:/-}                             # compare's run directory name (ia:strategy=random -> ia-strategy=random)
-  for seed in $SEEDS; do
+for seed in $SEEDS; do                           # seed-major: every finished seed is a complete paired set
+  for method in ${METHODS//,/ }; do
+    dir=${method//:/-}                           # compare's run directory name (ia:strategy=random -> ia-strategy=random)
     run="$WORK/train/runs/$dir/seed$seed"
     result="$OUT/$dir/seed$seed"
     if [[ -f "$result/coco.json" && -f "$result/voc07.json" ]]; then continue; fi
