@@ -10,11 +10,12 @@ and labels unchanged::
 
     transforms = v2.Compose([v2.ToImage(), RandomErasing(), v2.ToDtype(torch.float32, scale=True)])
 
-See :mod:`iadet.data.transforms` for the inputs they accept and how they draw.
+See :mod:`iadet.data.augmentations.base` for the inputs they accept and how they draw; each class is also what
+``iadet train`` runs for its method (``method.name=random-erasing`` ...), so the two draw alike.
 """
 
 from __future__ import annotations
 
-from iadet.data.transforms import Cutout, GridMask, HideAndSeek, RandomErasing
+from iadet.data.augmentations import Cutout, GridMask, HideAndSeek, RandomErasing
 
 __all__ = ["Cutout", "GridMask", "HideAndSeek", "RandomErasing"]

@@ -9,7 +9,7 @@ Fast R-CNN ``proposals`` ``(P, 4)`` float32 (flipped with the image, like the bo
 Augmentation is torchvision transforms v2 on tv_tensors (horizontal flip, as both papers);
 the flip decision comes from the sampler, so data order and augmentation are a function of
 the seed alone — which is what makes ``--resume`` exact. An image-space occlusion baseline
-(:mod:`iadet.data.augment`, training only) runs after the flip, from the key's own seed.
+(:mod:`iadet.data.augmentations`, training only) runs after the flip, from the key's own seed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from iadet.data.augment import ImageAugmentation
+from iadet.data.augmentations.base import ImageAugmentation
 from iadet.data.images import load_image
 from iadet.data.masks import MaskLoader
 from iadet.data.records import ImageRecord

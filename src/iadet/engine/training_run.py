@@ -32,8 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from iadet.config import Config, config_diff, save_config
-from iadet.config.methods import ImageAugmentationParams
-from iadet.data.augment import build_image_augmentation
+from iadet.data.augmentations.base import ImageAugmentationParams, build_image_augmentation
 from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for

@@ -1,7 +1,27 @@
-"""The image-space occlusion baselines as ``torchvision.transforms.v2`` transforms.
+"""What the image-space occlusion baselines share: their parameters' base, the fills, one class for two uses.
 
-:class:`RandomErasing`, :class:`HideAndSeek`, :class:`Cutout` and :class:`GridMask` wrap the classes of
-:mod:`iadet.data.augment` (what ``iadet train`` runs) so that they go into a user's own ``v2.Compose`` as
+The simple augmentations a practitioner tries before a feature-space method. Each is one class (in its own
+module of this package) that is at once what ``iadet train`` runs and a ``torchvision.transforms.v2``
+transform for a user's own pipeline, so that the two cannot drift apart: :meth:`ImageSpaceTransform.erase`
+draws and writes the erased pixels, and the v2 call runs that same method.
+
+In ``iadet train`` (:func:`build_image_augmentation`) they run in the training data pipeline only (evaluation
+and inference never see them) and leave boxes, masks and labels as they are — an object erased whole keeps its
+box, as in the papers. Each draws its randomness from a ``torch.Generator`` seeded per training sample by
+:func:`iadet.data.sampler.augmentation_seed` (the run's seed, the epoch and the image), so what is erased is a
+function of the seed and the position in the data order: an interrupted run resumes to the same weights.
+Schedules that ramp over training (GridMask's probability) read ``progress``, the run's fraction done at the
+sample's iteration.
+
+Every :meth:`~ImageSpaceTransform.erase` takes ``image`` ``(3, H, W)`` float in [0, 1], ``boxes`` ``(K, 4)``
+float ``x1, y1, x2, y2`` in pixels, a generator and ``progress`` in [0, 1]; it returns a new image. The pixels
+are written with ``torchvision.transforms.v2.functional.erase``; the sampling is ours, because torchvision's
+``RandomErasing`` samples the aspect ratio log-uniformly, gives up after 10 tries and fills with N(0, 1) noise
+meant for normalised tensors, while Zhong et al.'s Algorithm 1 draws it uniformly, tries until a rectangle
+fits and fills with uniform random values; and none of the libraries erase inside each ground-truth box
+(object-aware erasing).
+
+As v2 transforms (:mod:`iadet.transforms` re-exports them) they go into a user's own ``v2.Compose`` as
 torchvision's detection transforms do::
 
     from torchvision.transforms import v2
@@ -28,11 +48,17 @@ The output image has the input's type, dtype and device; pixels that are not era
 Erased pixels of an integer image are the fill in [0, 1] times the type's maximum, rounded (``mean`` fill on
 uint8: 124, 116, 104).
 
-Randomness: ``generator=None`` draws from torch's global generator, so ``torch.manual_seed`` (and a DataLoader's
-per-worker seeding) reproduces a run; an explicit CPU ``torch.Generator`` makes the transform independent of the
-global RNG, and saving ``generator.get_state()`` resumes it exactly. In DataLoader workers each worker gets a
-*copy* of an explicit generator, so workers would draw the same values: with ``num_workers > 0`` leave it None.
-For a given generator state the erased pixels and their values are those of the :mod:`iadet.data.augment` class.
+Randomness: ``generator=None`` draws from torch's global generator, so ``torch.manual_seed`` (and a
+DataLoader's per-worker seeding) reproduces a run; an explicit CPU ``torch.Generator`` makes the transform
+independent of the global RNG, and saving ``generator.get_state()`` resumes it exactly. In DataLoader workers
+each worker gets a *copy* of an explicit generator, so workers would draw the same values: with
+``num_workers > 0`` leave it None. For a given generator state the erased pixels and their values are those
+``iadet train`` writes: both come from :meth:`~ImageSpaceTransform.erase`.
+
+A new baseline is one new module here: its parameter class (a subclass of :class:`ImageAugmentationParams`),
+its ``register_preset(..., family="image space")`` and ``class X(ImageSpaceTransform, params=XParams)`` with
+its keyword-only constructor and its :meth:`~ImageSpaceTransform.erase`; the registry
+(:func:`iadet.config.methods.discover_methods`) imports every module of this package.
 """
 
 from __future__ import annotations
@@ -40,8 +66,9 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import PIL.Image
 import torch
@@ -51,12 +78,64 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2 import functional as F
 
-from iadet.config.methods import method_params
-from iadet.data import augment
+from iadet.config.methods import (
+    METHOD_PRESETS,
+    MethodParams,
+    check_one_of,
+    implementation,
+    method_params,
+    register_implementation,
+)
 from iadet.errors import ConfigError
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+"""The detector's input mean (torchvision's ``GeneralizedRCNNTransform`` default, ImageNet's):
+``fill=mean`` pixels are 0 once normalised, as the papers' mean-filled patches."""
+
+ImageAugmentation = Callable[[Tensor, Tensor, torch.Generator, float], Tensor]
+"""What ``iadet train``'s data pipeline calls: ``(image, boxes, generator, progress) -> image``
+(:meth:`ImageSpaceTransform.erase` of a transform built by :func:`build_image_augmentation`)."""
 
 Plan = tuple[Tensor, Tensor]
 """What one call erases: ``(written, values)``, ``(C, H, W)`` bool and ``(C, H, W)`` float in [0, 1]."""
+
+
+def _uniform(g: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * float(torch.rand((), generator=g, dtype=torch.float64))
+
+
+def _randint(g: torch.Generator, low: int, high: int) -> int:
+    """Uniform in ``[low, high)``."""
+    return int(torch.randint(low, high, (), generator=g))
+
+
+def fill_values(fill: str, channels: int, h: int, w: int, g: torch.Generator) -> Tensor:
+    """``(C, h, w)`` replacement pixels: the detector's mean, uniform random, or zero."""
+    if fill == "random":
+        return torch.rand(channels, h, w, generator=g)
+    value = IMAGE_MEAN if fill == "mean" else (0.0,) * 3
+    return torch.tensor(value[:channels]).view(-1, 1, 1).expand(channels, h, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# the parameters' base
+
+
+@dataclass
+class ImageAugmentationParams(MethodParams):
+    """Base of the image-space baselines: they act in the data pipeline, the detector is the baseline's."""
+
+    fill: str = "mean"
+    """What erased pixels become: ``mean`` (the detector's input mean, ImageNet's, i.e. 0 after
+    normalisation), ``random`` (uniform in [0, 1] per pixel and channel) or ``zero`` (black)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_one_of(self, "fill", ("mean", "random", "zero"))
+
+
+# ----------------------------------------------------------------------------------------------
+# the class: the training pipeline's sampling and the v2 machinery
 
 
 def _is_pure_tensor(value: Any) -> bool:
@@ -77,20 +156,33 @@ def _find_boxes(sample: Any) -> list[Any]:
     return found
 
 
-class _ImageSpaceTransform(Transform):
-    """The shared machinery: parameters checked as the config checks them, one plan per call, applied to the image."""
+_T = TypeVar("_T", bound="ImageSpaceTransform")
 
-    _preset: ClassVar[str]
-    """The ``method.name`` whose parameter class checks the arguments."""
-    _augmentation: ClassVar[Callable[[Any], augment.ImageAugmentation]]
-    """The :mod:`iadet.data.augment` class that draws what is erased."""
+
+class ImageSpaceTransform(Transform):
+    """The shared machinery: parameters checked as the config checks them, one plan per call, applied to the image.
+
+    A subclass names its parameter class, ``class Cutout(ImageSpaceTransform, params=CutoutParams)``, which
+    registers it as what every preset of that class runs
+    (:func:`iadet.config.methods.register_implementation`), and defines :meth:`erase`. Its keyword-only
+    constructor is the parameter class's fields (and ``generator``), checked by the preset of that class that
+    has no defaults of its own.
+    """
+
+    Params: ClassVar[type[ImageAugmentationParams]] = ImageAugmentationParams
+    """The parameter class (the ``params=`` class keyword)."""
     _uses_boxes: ClassVar[bool] = False
 
+    def __init_subclass__(cls, params: type[ImageAugmentationParams] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if params is not None:
+            cls.Params = params
+            register_implementation(params, cls)
+
     def __init__(self, values: dict[str, Any], generator: torch.Generator | None) -> None:
-        super().__init__()
         name = type(self).__name__
         try:
-            params = method_params({**values, "name": self._preset})
+            params = method_params({**values, "name": self._preset()})
         except ConfigError as exc:
             message = re.sub(r"\bmethod\.(?=\w)", "", str(exc))
             raise ValueError(f"{name}: {message}") from None
@@ -102,11 +194,40 @@ class _ImageSpaceTransform(Transform):
             raise ValueError(
                 f"{name}: generator must be a CPU torch.Generator, got one on {generator.device}"
             )
+        self._setup(params, generator)
+
+    def _setup(self, params: ImageAugmentationParams, generator: torch.Generator | None) -> None:
+        super().__init__()
         self.params: Any = params
         """The checked parameters (the ``method.*`` dataclass of the preset)."""
         self.generator = generator
         """The generator the draws come from; ``None``: torch's global one."""
-        self._impl = self._augmentation(params)
+
+    @classmethod
+    def from_params(cls: type[_T], params: ImageAugmentationParams) -> _T:
+        """The transform for parameters already checked (a config's ``method``, from
+        :func:`iadet.config.methods.method_params`), drawing from torch's global generator when called as
+        a v2 transform; ``iadet train`` calls its :meth:`erase` with each sample's own generator."""
+        if not isinstance(params, cls.Params):
+            raise TypeError(f"{cls.__name__} takes {cls.Params.__name__}, got {type(params).__name__}")
+        transform = cls.__new__(cls)
+        transform._setup(params, None)
+        return transform
+
+    @classmethod
+    def _preset(cls) -> str:
+        """The ``method.name`` whose parameter class checks the arguments: the first registered preset of
+        :attr:`Params` that overrides none of its defaults."""
+        for name, preset in METHOD_PRESETS.items():
+            if preset.params is cls.Params and not preset.defaults:
+                return name
+        raise TypeError(f"{cls.__name__}: no registered preset of {cls.Params.__name__} without defaults")
+
+    def erase(self, image: Tensor, boxes: Tensor, g: torch.Generator, progress: float = 0.0) -> Tensor:
+        """The erased copy of ``image`` ``(3, H, W)`` float in [0, 1] (``boxes`` ``(K, 4)`` XYXY pixels, the
+        draws from ``g``, ``progress`` the fraction of training done): what ``iadet train`` runs on each
+        sample."""
+        raise NotImplementedError
 
     def _progress(self) -> float:
         return 1.0
@@ -206,16 +327,16 @@ class _ImageSpaceTransform(Transform):
     def _draw(
         self, channels: int, height: int, width: int, boxes: Tensor | None, progress: float
     ) -> dict[str, Any]:
-        """Run the :mod:`iadet.data.augment` class on a NaN canvas of the image's shape.
+        """Run :meth:`erase` (what ``iadet train`` runs) on a NaN canvas of the image's shape.
 
-        Those classes only write pixels (``F.erase``, ``torch.where``), never read them, so the pixels that come
-        back as numbers are exactly the ones it erases, with the values it writes: the same draws, in the same
+        It only writes pixels (``F.erase``, ``torch.where``), never reads them, so the pixels that come back
+        as numbers are exactly the ones it erases, with the values it writes: the same draws, in the same
         order, from the same generator as on the real image. ``{"plan": None}`` when nothing is erased.
         """
         generator = self.generator if self.generator is not None else torch.default_generator
         canvas = torch.full((channels, height, width), math.nan)
         gt = torch.zeros(0, 4) if boxes is None else boxes
-        drawn = self._impl(canvas, gt, generator, progress)
+        drawn = self.erase(canvas, gt, generator, progress)
         written = ~torch.isnan(drawn)
         return {"plan": (written, drawn) if bool(written.any()) else None}
 
@@ -239,190 +360,15 @@ def _apply(image: Tensor, plan: Plan) -> Tensor:
     return torch.where(written, scaled, image)
 
 
-class RandomErasing(_ImageSpaceTransform):
-    """Random Erasing for detection (Zhong, Zheng, Kang, Li, Yang, *Random Erasing Data Augmentation*, 2017).
+# ----------------------------------------------------------------------------------------------
 
-    Algorithm 1 draws a rectangle of area ``U[area_min, area_max]`` times the region's and aspect
-    ``U[aspect_min, 1/aspect_min]``, redrawn until it fits, and fills it (``fill``); Sec. 4.3's three detection
-    schemes are ``mode``: ``"image"`` (IRE, one rectangle of the whole image with chance ``probability``),
-    ``"object"`` (ORE, one inside each ground-truth box, each with chance ``probability`` independently) and
-    ``"image+object"`` (I+ORE, both, the image first; the paper's best on VOC07). Defaults: the paper's.
 
-    Input and output: ``image`` ``(C, H, W)`` (``tv_tensors.Image``, tensor or PIL; uint8 or float in [0, 1]),
-    optionally with a ``target`` dict whose ``"boxes"`` (``tv_tensors.BoundingBoxes``, any axis-aligned format)
-    are where ORE erases; the boxes, masks and labels come back unchanged. Without boxes only IRE acts.
+def build_image_augmentation(params: MethodParams) -> ImageAugmentation | None:
+    """The training-time image augmentation of a method, or ``None`` for methods on RoI features.
 
-    Example::
-
-        transforms = v2.Compose([
-            v2.ToImage(),
-            v2.RandomHorizontalFlip(),
-            RandomErasing(mode="object", probability=0.5),
-            v2.ToDtype(torch.float32, scale=True),
-        ])
-        image, target = transforms(image, {"boxes": boxes, "labels": labels})
+    The :meth:`~ImageSpaceTransform.erase` of the class registered for ``params``'s class (picklable: it goes
+    to the DataLoader's workers).
     """
-
-    _preset = "random-erasing"
-    _augmentation = augment.RandomErasing
-    _uses_boxes = True
-
-    def __init__(
-        self,
-        *,
-        mode: str = "image+object",
-        probability: float = 0.5,
-        area_min: float = 0.02,
-        area_max: float = 0.4,
-        aspect_min: float = 0.3,
-        fill: str = "random",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        values = dict(
-            mode=mode,
-            probability=probability,
-            area_min=area_min,
-            area_max=area_max,
-            aspect_min=aspect_min,
-            fill=fill,
-        )
-        super().__init__(values, generator)
-
-    def _boxes_xyxy(self, sample: Any, flat: list[Any], height: int, width: int) -> Tensor | None:
-        if self.params.mode == "image":
-            return None
-        return super()._boxes_xyxy(sample, flat, height, width)
-
-
-class HideAndSeek(_ImageSpaceTransform):
-    """Hide-and-Seek (Singh and Lee, *Hide-and-Seek: Forcing a Network to be Meticulous for Weakly-supervised
-    Object and Action Localization*, 2017).
-
-    The image is cut into ``s x s`` pixel patches, ``s`` drawn per image from ``grid_sizes`` (0: nothing hidden),
-    and each patch is hidden with chance ``hide_prob``, filled with the mean (Sec. 3.2). Defaults: the paper's and
-    its code's; the sizes are pixels of the image this transform sees (the paper's crops are 224 x 224).
-
-    Input and output: ``image`` ``(C, H, W)`` (``tv_tensors.Image``, tensor or PIL; uint8 or float in [0, 1]),
-    optionally with a ``target`` dict, returned unchanged (boxes are not read).
-
-    Example::
-
-        transforms = v2.Compose([
-            v2.ToImage(),
-            HideAndSeek(grid_sizes=[32, 64]),
-            v2.ToDtype(torch.float32, scale=True),
-        ])
-        image, target = transforms(image, target)
-    """
-
-    _preset = "hide-and-seek"
-    _augmentation = augment.HideAndSeek
-
-    def __init__(
-        self,
-        *,
-        grid_sizes: Sequence[int] = (0, 16, 32, 44, 56),
-        hide_prob: float = 0.5,
-        fill: str = "mean",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(dict(grid_sizes=list(grid_sizes), hide_prob=hide_prob, fill=fill), generator)
-
-
-class Cutout(_ImageSpaceTransform):
-    """Cutout (DeVries and Taylor, *Improved Regularization of Convolutional Neural Networks with Cutout*, 2017).
-
-    With chance ``probability``, ``holes`` squares of side ``size`` times the image's shorter side (or ``size_px``
-    pixels) are cut, each centred uniformly over the image and clipped at its border. Defaults: the paper's
-    (one square, always; its STL-10 side of a third).
-
-    Input and output: ``image`` ``(C, H, W)`` (``tv_tensors.Image``, tensor or PIL; uint8 or float in [0, 1]),
-    optionally with a ``target`` dict, returned unchanged (boxes are not read).
-
-    Example::
-
-        transforms = v2.Compose([v2.ToImage(), Cutout(size=0.25), v2.ToDtype(torch.float32, scale=True)])
-        image, target = transforms(image, target)
-    """
-
-    _preset = "cutout"
-    _augmentation = augment.Cutout
-
-    def __init__(
-        self,
-        *,
-        size: float = 1 / 3,
-        size_px: int = 0,
-        holes: int = 1,
-        probability: float = 1.0,
-        fill: str = "mean",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        values = dict(size=size, size_px=size_px, holes=holes, probability=probability, fill=fill)
-        super().__init__(values, generator)
-
-
-class GridMask(_ImageSpaceTransform):
-    """GridMask (Chen, Liu, Wang, Jia, *GridMask Data Augmentation*, 2020), as its detection code.
-
-    A grid of unit ``d`` uniform in ``[d_min, d_max)`` (``d_max=0``: the image's shorter side) with random offsets;
-    stripes ``ceil(ratio * d)`` wide are kept and the squares between them dropped (``fill``), optionally rotated
-    by an angle uniform in ``[0, rotate)`` degrees; an image is masked with chance ``probability``.
-
-    The authors' code ramps that chance linearly from 0 over training. Here the default ``ramp="constant"``
-    masks at ``probability`` from the first call; with ``ramp="linear"`` call :meth:`set_progress` with the
-    fraction of training done (each epoch or step) before using the transform, which raises otherwise. (In
-    DataLoader workers the transform is a copy: a progress set in the main process reaches workers that are
-    started afterwards, i.e. each epoch without ``persistent_workers``, not running ones.)
-
-    Input and output: ``image`` ``(C, H, W)`` (``tv_tensors.Image``, tensor or PIL; uint8 or float in [0, 1]),
-    optionally with a ``target`` dict, returned unchanged (boxes are not read).
-
-    Example::
-
-        gridmask = GridMask(probability=0.7, ramp="linear")
-        transforms = v2.Compose([v2.ToImage(), gridmask, v2.ToDtype(torch.float32, scale=True)])
-        for epoch in range(epochs):
-            gridmask.set_progress(epoch / epochs)
-            ...
-    """
-
-    _preset = "gridmask"
-    _augmentation = augment.GridMask
-
-    def __init__(
-        self,
-        *,
-        ratio: float = 0.5,
-        d_min: int = 2,
-        d_max: int = 0,
-        probability: float = 0.7,
-        ramp: str = "constant",
-        rotate: float = 0.0,
-        fill: str = "mean",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        values = dict(
-            ratio=ratio, d_min=d_min, d_max=d_max, probability=probability, ramp=ramp, rotate=rotate
-        )
-        super().__init__({**values, "fill": fill}, generator)
-        self._fraction: float | None = None
-
-    def set_progress(self, fraction: float) -> None:
-        """Set the fraction of training done, in [0, 1]: the chance is ``fraction * probability`` (``ramp="linear"``).
-
-        With ``ramp="constant"`` it has no effect, so a training loop may call it whatever the ramp.
-        """
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"GridMask.set_progress: fraction must be a number in [0, 1], got {fraction!r}")
-        self._fraction = float(fraction)
-
-    def _progress(self) -> float:
-        if self.params.ramp != "linear":
-            return 1.0
-        if self._fraction is None:
-            raise RuntimeError(
-                "GridMask(ramp='linear') was called before set_progress(fraction): "
-                "call it with the fraction of training done (0 to 1), or use ramp='constant'"
-            )
-        return self._fraction
+    if not isinstance(params, ImageAugmentationParams):
+        return None
+    return implementation(params).from_params(params).erase

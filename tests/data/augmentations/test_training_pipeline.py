@@ -1,4 +1,5 @@
-"""The image-space occlusion baselines on hand-made images: what is erased, what is kept, determinism."""
+"""The image-space occlusion baselines as ``iadet train`` runs them (their ``erase``, from
+``build_image_augmentation``) on hand-made images: what is erased, what is kept, determinism."""
 
 from __future__ import annotations
 
@@ -6,15 +7,9 @@ import pytest
 import torch
 
 from iadet.config import method_params
-from iadet.data.augment import (
-    IMAGE_MEAN,
-    Cutout,
-    GridMask,
-    HideAndSeek,
-    RandomErasing,
-    build_image_augmentation,
-    erasing_rectangle,
-)
+from iadet.data.augmentations import Cutout, GridMask, HideAndSeek, RandomErasing, build_image_augmentation
+from iadet.data.augmentations.base import IMAGE_MEAN
+from iadet.data.augmentations.random_erasing import erasing_rectangle
 from iadet.data.dataset import DetectionDataset
 from iadet.data.records import ImageRecord
 from iadet.data.sampler import SampleKey, augmentation_seed
@@ -47,7 +42,9 @@ def test_erasing_rectangle_follows_algorithm_1():
 
 @pytest.mark.parametrize("seed", range(20))
 def test_object_aware_erasing_stays_inside_the_box_and_keeps_it(seed):
-    aug = RandomErasing(_params("random-erasing", mode="object", probability=1.0, fill="zero"))
+    aug = RandomErasing.from_params(
+        _params("random-erasing", mode="object", probability=1.0, fill="zero")
+    ).erase
     boxes = BOX.clone()
     out = aug(IMAGE, boxes, _g(seed))
     changed = _changed(out)
@@ -59,19 +56,23 @@ def test_object_aware_erasing_stays_inside_the_box_and_keeps_it(seed):
 
 
 def test_image_aware_erasing_is_one_rectangle_and_probability_zero_erases_nothing():
-    aug = RandomErasing(_params("random-erasing", mode="image", probability=1.0, fill="mean"))
+    aug = RandomErasing.from_params(
+        _params("random-erasing", mode="image", probability=1.0, fill="mean")
+    ).erase
     changed = _changed(aug(IMAGE, BOX, _g(1)))
     ys, xs = torch.nonzero(changed, as_tuple=True)
     rect = changed[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     assert rect.all() and changed.sum() == rect.numel()  # one solid rectangle
     out = aug(IMAGE, BOX, _g(1))
     assert torch.allclose(out[:, changed][:, 0], torch.tensor(IMAGE_MEAN))
-    never = RandomErasing(_params("random-erasing", probability=0.0))
+    never = RandomErasing.from_params(_params("random-erasing", probability=0.0)).erase
     assert torch.equal(never(IMAGE, BOX, _g(1)), IMAGE)
 
 
 def test_image_and_object_aware_erases_each_box_independently():
-    aug = RandomErasing(_params("random-erasing", mode="object", probability=0.5, fill="zero"))
+    aug = RandomErasing.from_params(
+        _params("random-erasing", mode="object", probability=0.5, fill="zero")
+    ).erase
     two = torch.tensor([[0.0, 0.0, 30.0, 30.0], [50.0, 30.0, 80.0, 60.0]])
     hits = torch.zeros(2)
     for seed in range(100):
@@ -81,7 +82,7 @@ def test_image_and_object_aware_erases_each_box_independently():
 
 
 def test_hide_and_seek_hides_whole_grid_cells_with_the_mean():
-    aug = HideAndSeek(_params("hide-and-seek", grid_sizes=[20], hide_prob=0.5))
+    aug = HideAndSeek.from_params(_params("hide-and-seek", grid_sizes=[20], hide_prob=0.5)).erase
     out = aug(IMAGE, BOX, _g(0))
     changed = _changed(out)
     cells = changed.view(3, 20, 4, 20).permute(0, 2, 1, 3)  # 3 x 4 cells of 20 x 20
@@ -89,17 +90,17 @@ def test_hide_and_seek_hides_whole_grid_cells_with_the_mean():
     assert set(per_cell.flatten().tolist()) <= {0.0, 1.0}  # a cell is hidden whole or not at all
     assert 0 < per_cell.sum() < 12
     assert torch.allclose(out[:, changed][:, 0], torch.tensor(IMAGE_MEAN))
-    nothing = HideAndSeek(_params("hide-and-seek", grid_sizes=[0]))
+    nothing = HideAndSeek.from_params(_params("hide-and-seek", grid_sizes=[0])).erase
     assert torch.equal(nothing(IMAGE, BOX, _g(0)), IMAGE)
 
 
 def test_hide_and_seek_ragged_border_cells():
-    aug = HideAndSeek(_params("hide-and-seek", grid_sizes=[16], hide_prob=1.0))
+    aug = HideAndSeek.from_params(_params("hide-and-seek", grid_sizes=[16], hide_prob=1.0)).erase
     assert _changed(aug(IMAGE, BOX, _g(0))).all()  # 60 x 80 is not a multiple of 16: all covered
 
 
 def test_cutout_is_one_clipped_square_of_a_third_of_the_shorter_side():
-    aug = Cutout(_params("cutout", fill="zero"))
+    aug = Cutout.from_params(_params("cutout", fill="zero")).erase
     sizes = set()
     for seed in range(50):
         changed = _changed(aug(IMAGE, BOX, _g(seed)))
@@ -108,31 +109,33 @@ def test_cutout_is_one_clipped_square_of_a_third_of_the_shorter_side():
         assert changed.sum() == h * w and h <= 20 and w <= 20  # one square, 60 / 3 = 20, maybe clipped
         sizes.add((h, w))
     assert (20, 20) in sizes and len(sizes) > 1  # whole inside, and clipped at the border
-    px = Cutout(_params("cutout", size_px=6, fill="zero"))
+    px = Cutout.from_params(_params("cutout", size_px=6, fill="zero")).erase
     assert _changed(px(IMAGE, BOX, _g(3))).sum() <= 36
 
 
 def test_gridmask_drops_squares_between_kept_stripes():
-    aug = GridMask(_params("gridmask", d_min=10, d_max=11, ratio=0.6, probability=1.0, ramp="constant"))
+    aug = GridMask.from_params(
+        _params("gridmask", d_min=10, d_max=11, ratio=0.6, probability=1.0, ramp="constant")
+    )
     dropped = aug.dropped(60, 80, _g(0))
     # unit 10, stripes ceil(6) = 6 kept: squares of 4 x 4 dropped, 16% of the image
     assert dropped.float().mean() == pytest.approx(0.16, abs=0.03)
     rows = dropped.any(1).nonzero().flatten()
     assert all(((r - rows[0]) % 10) < 4 for r in rows.tolist())
-    out = aug(IMAGE, BOX, _g(0))
+    out = aug.erase(IMAGE, BOX, _g(0))
     assert _changed(out).float().mean() == pytest.approx(0.16, abs=0.03)
     assert torch.allclose(out[:, _changed(out)][:, 0], torch.tensor(IMAGE_MEAN))
 
 
 def test_gridmask_probability_ramps_with_progress():
-    aug = GridMask(_params("gridmask", probability=0.7))
-    assert all(torch.equal(aug(IMAGE, BOX, _g(s), 0.0), IMAGE) for s in range(20))
-    applied = sum(not torch.equal(aug(IMAGE, BOX, _g(s), 1.0), IMAGE) for s in range(200))
+    aug = GridMask.from_params(_params("gridmask", probability=0.7))
+    assert all(torch.equal(aug.erase(IMAGE, BOX, _g(s), 0.0), IMAGE) for s in range(20))
+    applied = sum(not torch.equal(aug.erase(IMAGE, BOX, _g(s), 1.0), IMAGE) for s in range(200))
     assert 110 < applied < 170  # ~0.7 of 200
 
 
 def test_gridmask_rotation_keeps_the_image_size():
-    aug = GridMask(_params("gridmask", rotate=90, probability=1.0, ramp="constant"))
+    aug = GridMask.from_params(_params("gridmask", rotate=90, probability=1.0, ramp="constant"))
     assert aug.dropped(60, 80, _g(2)).shape == (60, 80)
 
 

@@ -1,5 +1,6 @@
 """The image-space baselines as torchvision v2 transforms: in a v2.Compose, the target untouched, the same
-erasing as the iadet.data.augment classes, reproducible from the global RNG or an explicit generator."""
+erasing as ``iadet train``'s pipeline (their own ``erase``), reproducible from the global RNG or an explicit
+generator."""
 
 from __future__ import annotations
 
@@ -15,19 +16,22 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 import iadet.transforms
-from iadet.config.methods import CutoutParams, GridMaskParams, HideAndSeekParams, RandomErasingParams
-from iadet.data import augment
-from iadet.data.transforms import Cutout, GridMask, HideAndSeek, RandomErasing
+from iadet.config.methods import METHOD_PRESETS, implementation, method_params
+from iadet.data.augmentations import Cutout, GridMask, HideAndSeek, RandomErasing, build_image_augmentation
+from iadet.data.augmentations.cutout import CutoutParams
+from iadet.data.augmentations.gridmask import GridMaskParams
+from iadet.data.augmentations.hide_and_seek import HideAndSeekParams
+from iadet.data.augmentations.random_erasing import RandomErasingParams
 
 H, W = 60, 80
 IMAGE = torch.randint(0, 256, (3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
 XYXY = torch.tensor([[4.0, 6.0, 34.0, 40.0], [44.0, 20.0, 78.0, 58.0]])
 
-INTERNAL = {
-    RandomErasing: (augment.RandomErasing, RandomErasingParams),
-    HideAndSeek: (augment.HideAndSeek, HideAndSeekParams),
-    Cutout: (augment.Cutout, CutoutParams),
-    GridMask: (augment.GridMask, GridMaskParams),
+PARAMS = {
+    RandomErasing: RandomErasingParams,
+    HideAndSeek: HideAndSeekParams,
+    Cutout: CutoutParams,
+    GridMask: GridMaskParams,
 }
 ACTING = [  # settings under which each one erases something (probability 1 where there is one)
     pytest.param(RandomErasing, {"probability": 1.0}, id="random-erasing"),
@@ -58,8 +62,8 @@ def _target(fmt: str = "XYXY") -> dict:
 def _reference(
     transform, image: torch.Tensor, g: torch.Generator, boxes: torch.Tensor = XYXY
 ) -> torch.Tensor:
-    """What the iadet.data.augment class (the one ``iadet train`` runs) makes of ``image`` with ``g``."""
-    impl = INTERNAL[type(transform)][0](transform.params)
+    """What ``iadet train``'s augmentation for the transform's parameters makes of ``image`` with ``g``."""
+    impl = build_image_augmentation(transform.params)
     if image.is_floating_point():
         return impl(image, boxes, g, 1.0)
     as_float = F.to_dtype(image, torch.float32, scale=True)
@@ -71,10 +75,10 @@ def _g(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("cls", list(INTERNAL))
+@pytest.mark.parametrize("cls", list(PARAMS))
 def test_arguments_are_the_params_fields_with_their_defaults(cls):
     signature = inspect.signature(cls)
-    params_cls = INTERNAL[cls][1]
+    params_cls = PARAMS[cls]
     fields = {f.name: f for f in dataclasses.fields(params_cls) if f.name != "name"}
     assert list(signature.parameters) == [*[k for k in signature.parameters if k in fields], "generator"]
     assert set(signature.parameters) - {"generator"} == set(fields)
@@ -271,4 +275,26 @@ def test_repr_shows_the_parameters_and_the_public_module_re_exports():
         HideAndSeek(grid_sizes=(8, 16))
     )
     assert iadet.transforms.__all__ == ["Cutout", "GridMask", "HideAndSeek", "RandomErasing"]
-    assert all(getattr(iadet.transforms, name) in INTERNAL for name in iadet.transforms.__all__)
+    assert all(getattr(iadet.transforms, name) in PARAMS for name in iadet.transforms.__all__)
+
+
+@pytest.mark.parametrize("name", ["random-erasing", "hide-and-seek", "cutout", "gridmask"])
+def test_a_preset_s_training_augmentation_and_its_v2_transform_erase_alike(name):
+    params = method_params({"name": name})
+    cls = implementation(params)
+    assert cls.Params is type(params) is PARAMS[cls] and METHOD_PRESETS[name].family == "image space"
+    augment = pickle.loads(pickle.dumps(build_image_augmentation(params)))  # as DataLoader workers get it
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name != "name"}
+    image = F.to_dtype(IMAGE, torch.float32, scale=True)
+    erased = 0
+    for seed in range(10):
+        g_train, g_v2 = _g(seed), _g(seed)
+        expected = augment(image, XYXY, g_train, 1.0)
+        transform = cls(**values, generator=g_v2)
+        assert transform.params == params
+        if name == "gridmask":  # the preset ramps its probability over the run, as the authors' code
+            transform.set_progress(1.0)
+        out = transform(image, _target())[0]
+        assert torch.equal(out, expected) and torch.equal(g_train.get_state(), g_v2.get_state())
+        erased += not torch.equal(out, image)
+    assert erased > 0
