@@ -595,18 +595,19 @@ def item_env(c: Ctx, rec: Record) -> None:
 
 def method_kind(method: str) -> str:
     try:
-        from iadet.config.methods import METHOD_PRESETS, ImageAugmentationParams
+        from iadet.config.methods import implementation, method_preset
+        from iadet.modeling.methods import RoIMethod
 
-        return "image" if issubclass(METHOD_PRESETS[method].params, ImageAugmentationParams) else "roi"
+        return "roi" if issubclass(implementation(method_preset(method).params), RoIMethod) else "image"
     except Exception:  # a registry that changed shape: still train the method
         return "roi"
 
 
 def method_plan(method: str, dry: bool) -> tuple[int, list[str], set[str] | None]:
     """``(iterations, method overrides, expected stages)``: a short run that still has every stage."""
-    from iadet.config.methods import METHOD_PRESETS
+    from iadet.config.methods import method_preset
 
-    fields = {f.name for f in dataclasses.fields(METHOD_PRESETS[method].params)}
+    fields = {f.name for f in dataclasses.fields(method_preset(method).params)}
     extra: list[str] = []
     if "ramp" in fields:  # DropBlock / GridMask ramp from 0: at full strength from the first iteration
         extra.append("method.ramp=constant")

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from iadet.config.methods import METHOD_PRESETS
-from iadet.modeling.methods import IMPLEMENTATIONS
+from iadet.config.methods import IMPLEMENTATIONS, METHOD_PRESETS, discover_methods
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
 
 
 @pytest.fixture
 def registry():
+    discover_methods()  # the built-in methods first, as any lookup would
     presets, implementations = dict(METHOD_PRESETS), dict(IMPLEMENTATIONS)
     yield
     METHOD_PRESETS.clear()

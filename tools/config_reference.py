@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 
 import iadet.config.schema as schema
-from iadet.config.methods import METHOD_PRESETS
+from iadet.config.methods import method_names, method_preset
 
 
 def attribute_docs(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -62,12 +62,13 @@ def main() -> None:
     for name, cls in schema.SECTIONS.items():
         print(f"## `{name}`\n\n{section_table(name, cls, docs)}\n")
     seen = set()
-    for method, preset in METHOD_PRESETS.items():
-        params = preset.params
+    names = method_names()
+    for method in names:
+        params = method_preset(method).params
         if params in seen or len(dataclasses.fields(params)) <= 1 or method.startswith("test-"):
             continue
         seen.add(params)
-        users = [m for m, p in METHOD_PRESETS.items() if p.params is params]
+        users = [m for m in names if method_preset(m).params is params]
         print(f"## `method.` for {', '.join(f'`{u}`' for u in users)}\n")
         print(section_table("method", params, inherited_docs(params)) + "\n")
 

@@ -7,8 +7,8 @@ import pytest
 from iadet.config import MethodParams, config_diff, load_config, method_names, method_params
 from iadet.config.coerce import coerce
 from iadet.config.config import parse_override
-from iadet.config.methods import IAParams
 from iadet.errors import ConfigError
+from iadet.modeling.methods.inverted_attention import IAParams
 
 
 def test_defaults_and_builtin_quick():
@@ -104,11 +104,18 @@ def test_presets_are_parameter_classes_with_other_defaults():
     assert method_params({"name": "ia", "keep_last": False}) == method_params({"name": "ia"})
 
 
-def test_config_does_not_import_the_model_side():
-    code = "import sys, iadet.config; iadet.config.load_config('quick', ['method.name=asdn+astn']); "
-    code += "print(sorted(m for m in sys.modules if m.startswith('iadet.') and not m.startswith(('iadet.config', 'iadet.errors'))))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+def test_config_reaches_the_methods_only_through_the_registry():
+    """Loading a config imports no layer above ``config`` except the method modules the registry discovers (and
+    what they need): never the engine, the commands or the reports. Without a method name nothing is discovered."""
+    code = "import sys, iadet.config; iadet.config.load_config('quick', [{overrides}]); "
+    code += "print(sorted({{m.split('.')[1] for m in sys.modules if m.startswith('iadet.')}}))"
+    run = lambda overrides: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code.format(overrides=overrides)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    layers = set(eval(run("'method.name=asdn+astn'")))  # noqa: S307  (our own printed list)
+    assert {"config", "errors", "modeling", "data"} <= layers
+    assert not layers & {"engine", "cli", "comparison", "robustness", "visualization", "export", "evaluation"}
+    assert set(eval(run(""))) <= {"config", "errors"}  # noqa: S307
 
 
 def test_yaml_file_with_base(tmp_path: Path):

@@ -10,7 +10,7 @@
         if method.trains_detector():                        # false only while ASDN pre-trains
             optimizer.step()
 
-:func:`attach` replaces ``model.roi_heads`` by :class:`~iadet.modeling.roi_heads.HookedRoIHeads`
+:func:`attach` replaces ``model.roi_heads`` by :class:`~iadet.modeling.roi_heads.RoIHeadsWithMethod`
 (the same submodules, so parameters and ``state_dict`` keys are unchanged: the trained weights load
 into the stock constructor with ``strict=True``), gives the method what it needs before the first
 step (an adversary sized to the RoI features and its optimiser, the run's length) and registers
@@ -29,11 +29,10 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from iadet.config.methods import METHOD_PRESETS, ImageAugmentationParams, MethodParams, method_params
+from iadet.config.methods import MethodParams, implementation, method_names, method_params, method_preset
 from iadet.errors import ConfigError
 from iadet.modeling.methods import RoIMethod, build_method
-from iadet.modeling.methods.base import IMAGE_TRANSFORMS
-from iadet.modeling.roi_heads import HookedRoIHeads, attach_method
+from iadet.modeling.roi_heads import RoIHeadsWithMethod, attach_method
 
 __all__ = ["attach", "attached_method", "detach", "list_methods", "parse_method"]
 
@@ -44,8 +43,8 @@ def list_methods(kind: str = "roi") -> list[str]:
     if kind not in ("roi", "image", "all"):
         raise ValueError(f"kind must be 'roi', 'image' or 'all', got {kind!r}")
     names = []
-    for name, preset in METHOD_PRESETS.items():
-        image = issubclass(preset.params, ImageAugmentationParams)
+    for name in method_names():
+        image = not issubclass(implementation(method_preset(name).params), RoIMethod)
         if kind == "all" or (kind == "image") == image:
             names.append(name)
     return names
@@ -81,10 +80,11 @@ def parse_method(spec: str | Mapping[str, Any] | MethodParams, **params: Any) ->
             checked = method_params({**values, **params}, origin="iadet.attach")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-    if isinstance(checked, ImageAugmentationParams):
+    cls = implementation(checked)
+    if not issubclass(cls, RoIMethod):
         raise ValueError(
             f"'{checked.name}' is an image-space augmentation, not a method on RoI features: it is the "
-            f"data transform iadet.transforms.{IMAGE_TRANSFORMS[type(checked).__name__]} "
+            f"data transform iadet.transforms.{cls.__name__} "
             "(put it in your dataset's transforms, e.g. a torchvision.transforms.v2.Compose)"
         )
     return checked
@@ -121,7 +121,7 @@ def _unwrapped(model: nn.Module) -> nn.Module:
 def attached_method(model: nn.Module) -> RoIMethod | None:
     """The method attached to ``model`` (unwrapping DDP / ``torch.compile``), or ``None``."""
     heads = getattr(_unwrapped(model), "roi_heads", None)
-    return heads.roi_method if isinstance(heads, HookedRoIHeads) else None
+    return heads.roi_method if isinstance(heads, RoIHeadsWithMethod) else None
 
 
 def attach(
@@ -181,11 +181,11 @@ def attach(
 
 
 def detach(model: nn.Module) -> nn.Module:
-    """Give ``model`` back torchvision's own ``RoIHeads`` (the same submodules) and remove iadet's hook;
+    """Give ``model`` back torchvision's own ``RoIHeads`` (the same submodules) and remove iadet's forward hook;
     returns ``model``. A model with nothing attached is returned as it is."""
     model = _unwrapped(model)
     heads = getattr(model, "roi_heads", None)
-    if isinstance(heads, HookedRoIHeads):
+    if isinstance(heads, RoIHeadsWithMethod):
         model.roi_heads = heads.to_stock()
     for key, hook in list(model._forward_hooks.items()):
         if isinstance(hook, _StageGate):
@@ -196,11 +196,11 @@ def detach(model: nn.Module) -> nn.Module:
 class _StageGate:
     """Forward hook on the detector: while the attached method freezes the detector (ASDN
     pre-training), its losses keep their values and carry zero gradient. Holds nothing: a pickled
-    detector carries no method, and the hook is then a no-op."""
+    detector carries no method, and its heads then run none."""
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
         heads = getattr(module, "roi_heads", None)
-        method = heads.roi_method if isinstance(heads, HookedRoIHeads) else None
+        method = heads.roi_method if isinstance(heads, RoIHeadsWithMethod) else None
         if method is None or not module.training or not isinstance(output, dict):
             return None
         if not method.detector_frozen_at(method.iteration - 1):

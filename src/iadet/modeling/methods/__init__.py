@@ -1,22 +1,14 @@
-"""Training methods on the RoI-feature hook.
+"""Training methods on the RoI-pooled features, one module each.
 
-Each module defines method classes that name their parameter class
-(``class InvertedAttention(RoIMethod, params=IAParams)``); the names users choose
-(``method.name=ia``) are presets of those parameter classes, in :mod:`iadet.config.methods`.
-Importing this package imports every method, so :func:`build_method` knows them all.
+A method's module holds, together, its parameter class, its presets (``register_preset``: the names users
+choose, ``method.name=ia``) and its implementation, linked to its parameters by a class keyword
+(``class InvertedAttention(RoIMethod, params=IAParams)``). Nothing lists the modules: the registry
+(:func:`iadet.config.methods.discover_methods`) imports every module of this package, so a new method is one
+new file here (see ``docs/adding-a-method.md``).
 """
 
 from iadet.config.methods import method_names
-from iadet.modeling.methods import (  # noqa: F401  (each module registers its method classes)
-    adversarial,
-    dropblock,
-    dropout_baselines,
-    inverted_attention,
-    jitter,
-    ohem,
-)
 from iadet.modeling.methods.base import (
-    IMPLEMENTATIONS,
     BoxScorer,
     NonFiniteLoss,
     RoIBatch,
@@ -27,7 +19,6 @@ from iadet.modeling.methods.base import (
 )
 
 __all__ = [
-    "IMPLEMENTATIONS",
     "BoxScorer",
     "NonFiniteLoss",
     "RoIBatch",

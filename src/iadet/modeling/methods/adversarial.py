@@ -1,5 +1,5 @@
 """A-Fast-RCNN's adversarial training (Wang, Shrivastava, Gupta, CVPR 2017): ``asdn``, ``fixed-asdn``,
-``astn`` and ``asdn+astn`` on the RoI-feature hook.
+``astn`` and ``asdn+astn`` on the RoI-pooled features.
 
 One training run does every stage, on the method's own clock; each is a number of iterations of
 the run (``train.max_iters``, or ``max_iters`` of :func:`iadet.attach`):
@@ -33,13 +33,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from iadet.config.methods import ASDNParams, ASTNParams, FusionParams, ScheduleParams
+from iadet.config.methods import (
+    MethodParams,
+    check_in_range,
+    check_non_negative,
+    check_one_of,
+    register_preset,
+)
+from iadet.errors import ConfigError
 from iadet.modeling.backbones import feature_shape
 from iadet.modeling.methods.asdn import (
     ASDN,
@@ -51,7 +59,7 @@ from iadet.modeling.methods.asdn import (
     pretrain_loss,
     sliding_windows,
 )
-from iadet.modeling.methods.astn import ASTN, astn_objective, rotate_channel_blocks
+from iadet.modeling.methods.astn import ASTN, ASTN_OBJECTIVES, astn_objective, rotate_channel_blocks
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 from iadet.modeling.methods.probes import eval_mode, float32_probe, gt_probabilities
 
@@ -60,6 +68,141 @@ STAGES = ("warmup", "pretrain", "joint")
 
 # ----------------------------------------------------------------------------------------------
 # stages and the choice of images, shared with the dropout baselines
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+@dataclass
+class ScheduleParams(MethodParams):
+    warmup_iters: int | None = None
+    """Stage (a), the detector alone, in iterations; ``None``: ``warmup_fraction`` of ``train.max_iters``."""
+    warmup_fraction: float = 0.125
+    """Stage (a) as a fraction of the run (the paper: 10k of 80k)."""
+    image_share: float = 0.5
+    """Share of each iteration's images whose foreground RoIs are modified (the paper and code: 1 of 2)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_in_range(self, ("image_share", "warmup_fraction"))
+        check_non_negative(self, ("warmup_iters",))
+
+
+@dataclass
+class AdversaryParams(ScheduleParams):
+    lr: float = 0.001
+    """The adversary's SGD learning rate, constant (the code's solver: 0.001)."""
+    momentum: float = 0.9
+    """The adversary's SGD momentum (the code's solver)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(self, ("lr", "momentum"))
+
+
+@dataclass
+class ASDNParams(AdversaryParams):
+    """``method.*`` for ``asdn`` / ``fixed-asdn`` (defaults: the released code)."""
+
+    pretrain_iters: int | None = None
+    """Stage (b), ASDN pre-training with the detector frozen; ``None``: ``pretrain_fraction`` of the run."""
+    pretrain_fraction: float = 0.125
+    """Stage (b) as a fraction of the run (the paper: 10k of 80k; the code: 25k)."""
+    width: int = 256
+    """Channels of the ASDN's four 3x3 conv layers."""
+    window_size: int = 0
+    """Stage (b) occlusion window side in cells; 0: ``round(d / 3)`` (2 on 7 x 7)."""
+    window_stride: int = 0
+    """Stage (b) window stride; 0: the window size (16 windows on 7 x 7, as the code)."""
+    drop_fraction: float = 15 / 49
+    """Cells dropped per mask, as a fraction of ``H * W`` (the code: 15 of 49; the paper: 1/3)."""
+    pool_fraction: float = 20 / 49
+    """The top cells of the heat-map they are drawn from (the code: 20 of 49; the paper: 1/2)."""
+    drop_threshold: float = 0.1
+    """A sampled mask teaches the ASDN only if ``p_after[gt] + drop_threshold < p_before[gt]`` (the code)."""
+    loss_weight: float = 0.0025
+    """Weight of the ASDN's joint-stage loss (the code)."""
+    pretrain_loss_weight: float = 1.0
+    """Weight of the ASDN's pre-training loss (the code)."""
+    weight_decay: float = 0.0005
+    """On the ASDN's conv weights (the code's solver; biases: none, and twice the learning rate, as Caffe's)."""
+    joint_update: bool = True
+    """Train the ASDN in stage (c); ``false`` is ``fixed-asdn`` (Table 2: frozen after pre-training)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_in_range(self, ("pretrain_fraction", "drop_fraction", "pool_fraction"))
+        check_non_negative(self, ("pretrain_iters", "window_size", "window_stride", "weight_decay"))
+        if self.width < 1:
+            raise ConfigError(f"method.width must be >= 1, got {self.width}")
+
+
+@dataclass
+class ASTNParams(AdversaryParams):
+    """``method.*`` for ``astn`` (the paper's Sec. 4.2.2; no released code)."""
+
+    blocks: int = 4
+    """Channel blocks, each with its own angle (the paper: 4)."""
+    max_angle: float = 10.0
+    """Bound on each angle in degrees (the paper: 10, clockwise and anti-clockwise)."""
+    hidden: int = 0
+    """Width of the localisation network's hidden layers; 0: the box head's (``fc6`` out), else 1024."""
+    pool: int = 7
+    """The localisation network reads the features average-pooled to at most ``pool x pool`` (a C4
+    head's 14 x 14 -> 7 x 7); 0: never pooled."""
+    init_from_head: bool = True
+    """Initialise its first two layers from the box head's ``fc6``/``fc7`` when the shapes fit."""
+    objective: str = "background"
+    """``background``: push the foreground RoIs to the background class, as the ASTN section says (Sec. 4.2.2);
+    ``max-loss``: maximise the detector's classification loss (the general objective of Sec. 3)."""
+    astn_loss_weight: float = 1.0
+    """Weight of the ASTN's loss."""
+    astn_lr: float | None = None
+    """The ASTN's learning rate; ``None``: ``method.lr``. Its last layer starts at zero (the identity),
+    so the angles grow from 0 as it learns; short runs may want more than 0.001."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_one_of(self, "objective", ASTN_OBJECTIVES)
+        if self.blocks < 1:
+            raise ConfigError(f"method.blocks must be at least 1, got {self.blocks}")
+        check_non_negative(self, ("max_angle", "hidden", "pool", "astn_lr"))
+
+
+@dataclass
+class FusionParams(ASDNParams, ASTNParams):
+    """``method.*`` for ``asdn+astn``: every ASDN and ASTN parameter."""
+
+
+register_preset(
+    "asdn",
+    ASDNParams,
+    doc="A-Fast-RCNN ASDN: warm-up, ASDN pre-training, joint adversarial dropout (the released code)",
+    family="A-Fast-RCNN",
+)
+register_preset(
+    "fixed-asdn",
+    ASDNParams,
+    defaults={"joint_update": False},
+    doc="A-Fast-RCNN ASDN frozen after pre-training (Table 2's 'fixed ASDN')",
+    family="A-Fast-RCNN",
+)
+register_preset(
+    "astn",
+    ASTNParams,
+    doc="A-Fast-RCNN ASTN: adversarial rotation of 4 channel blocks, +-10 degrees",
+    family="A-Fast-RCNN",
+)
+register_preset(
+    "asdn+astn",
+    FusionParams,
+    doc="A-Fast-RCNN full model: ASDN mask then ASTN rotation",
+    family="A-Fast-RCNN",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def stage_bounds(
@@ -223,7 +366,7 @@ class AdversarialMethod(StagedMethod):
             groups.append({"params": list(self.astn.parameters()), "lr": lr, "weight_decay": 0.0})
         return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum) if groups else None
 
-    # --- the hook -------------------------------------------------------------------------
+    # --- forward: the method on the RoI features -------------------------------------------------------------------------
     def forward(self, features: Tensor, batch: RoIBatch) -> RoIOutput:
         labels, score_fn = batch.labels, batch.head
         out = RoIOutput(features, stats={"adv_stage": float(STAGES.index(self.stage))})

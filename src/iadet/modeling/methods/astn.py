@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from iadet.config.methods import ASTN_OBJECTIVES
 from iadet.errors import ConfigError
 
-OBJECTIVES = ASTN_OBJECTIVES  # the choices of method.objective
+ASTN_OBJECTIVES = ("max-loss", "background")
+"""The ASTN's training objectives (``method.objective``): the detector's loss, or the background class."""
 
 
 class ASTN(nn.Module):
@@ -130,4 +130,4 @@ def astn_objective(logits: Tensor, labels: Tensor, objective: str = "background"
         return -F.cross_entropy(logits.float(), labels)
     if objective == "background":
         return F.cross_entropy(logits.float(), torch.zeros_like(labels))
-    raise ConfigError(f"method.objective: unknown value '{objective}' (valid: {', '.join(OBJECTIVES)})")
+    raise ConfigError(f"method.objective: unknown value '{objective}' (valid: {', '.join(ASTN_OBJECTIVES)})")

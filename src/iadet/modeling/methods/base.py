@@ -1,6 +1,6 @@
-"""The training-method interface: one hook on the RoI-pooled features, and what it returns.
+"""The training-method interface: one module on the RoI-pooled features, and what it returns.
 
-During training only, :class:`iadet.modeling.roi_heads.HookedRoIHeads` calls the method with
+During training only, :class:`iadet.modeling.roi_heads.RoIHeadsWithMethod` calls the method with
 
 * ``features`` ``(N, C, H, W)`` — the RoI-pooled features of the sampled RoIs of the batch,
 * ``batch`` — a :class:`RoIBatch`: each RoI's ground-truth label, its proposal, regression target
@@ -47,7 +47,7 @@ import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from iadet.config.methods import ImageAugmentationParams, MethodParams, method_params
+from iadet.config.methods import MethodParams, implementation, method_params, register_implementation
 from iadet.errors import TrainingError
 from iadet.training_hooks import HookBase
 
@@ -120,10 +120,6 @@ class RoIOutput:
     stats: dict[str, float | Tensor] = field(default_factory=dict)
 
 
-# params class -> method class; filled by ``class X(RoIMethod, params=XParams)``
-IMPLEMENTATIONS: dict[type[MethodParams], type[RoIMethod]] = {}
-
-
 def average_over_ranks(grads: list[Tensor]) -> None:
     """All-reduce (mean, in place) ``grads`` over the DDP ranks in one flattened call; a no-op
     without a process group. Every rank must pass tensors of the same shapes, in the same order."""
@@ -162,7 +158,7 @@ class RoIMethod(nn.Module):
         super().__init_subclass__(**kwargs)
         if params is not None:
             cls.Params = params
-            IMPLEMENTATIONS[params] = cls
+            register_implementation(params, cls)
 
     def __init__(self, params: MethodParams | None = None) -> None:
         super().__init__()
@@ -174,7 +170,7 @@ class RoIMethod(nn.Module):
         self._asked_step = -1  # the latest step trains_detector() was asked about
         self._warned_unasked = False
 
-    # --- the hook -------------------------------------------------------------------------
+    # --- forward: the method on the RoI features -------------------------------------------------------------------------
     samples_every_proposal: ClassVar[bool] = False
     """True: the heads match every proposal to the ground truth and skip torchvision's 25% / 75%
     foreground / background subsampling (OHEM chooses its own RoIs)."""
@@ -392,36 +388,25 @@ class RoIMethod(nn.Module):
         self.load_training_state(state)
 
 
-IMPLEMENTATIONS[MethodParams] = RoIMethod
+register_implementation(MethodParams, RoIMethod)
 
 
 def build_method(params: MethodParams | Mapping[str, Any]) -> RoIMethod:
     """The method module for checked parameters (a mapping is checked first, as a config's is).
 
-    The method's class must have been imported (``iadet.modeling.methods`` imports them all). The
-    image-space baselines (``random-erasing`` ...) act on the training images, not on RoI features:
-    they are data transforms (:mod:`iadet.data.transforms`), and asking for one here is an error.
+    The method's class is the one registered for its parameter class (``class X(RoIMethod, params=XParams)``;
+    :func:`iadet.config.methods.implementation` imports every method module first). The image-space baselines
+    (``random-erasing`` ...) act on the training images, not on RoI features: they are data transforms
+    (:mod:`iadet.transforms`), and asking for one here is an error that names it.
     """
     params = method_params(params)
-    if isinstance(params, ImageAugmentationParams):
+    cls = implementation(params)
+    if not issubclass(cls, RoIMethod):
         raise TypeError(
             f"'{params.name}' is an image-space augmentation, not a method on RoI features: "
-            f"use the data transform iadet.transforms.{IMAGE_TRANSFORMS[type(params).__name__]}"
+            f"use the data transform iadet.transforms.{cls.__name__}"
         )
-    try:
-        cls = IMPLEMENTATIONS[type(params)]
-    except KeyError:
-        raise TypeError(f"no RoIMethod implements {type(params).__name__}") from None
     return cls(params)
-
-
-IMAGE_TRANSFORMS = {
-    "RandomErasingParams": "RandomErasing",
-    "HideAndSeekParams": "HideAndSeek",
-    "CutoutParams": "Cutout",
-    "GridMaskParams": "GridMask",
-}
-"""Image-space parameter classes -> the name of their transform in :mod:`iadet.transforms`."""
 
 
 def adversary_parameters(method: nn.Module) -> list[nn.Parameter]:

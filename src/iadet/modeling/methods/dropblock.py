@@ -17,12 +17,54 @@ feature would be zeroed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torchvision.ops import drop_block2d
 
-from iadet.config.methods import DropBlockParams
+from iadet.config.methods import (
+    MethodParams,
+    check_in_range,
+    check_non_negative,
+    check_one_of,
+    register_preset,
+)
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+@dataclass
+class DropBlockParams(MethodParams):
+    """``method.*`` for ``dropblock``: DropBlock (Ghiasi et al. 2018) on the RoI-pooled features."""
+
+    drop_prob: float = 0.1
+    """Target share of dropped units, ``1 - keep_prob`` (the paper: keep_prob 0.9)."""
+    block_size: int = 0
+    """Side of the dropped square blocks in cells; 0: ``d // 2`` made odd (3 on 7 x 7, 7 on 14 x 14, 3 on 6 x 6),
+    the paper's ratio of block to map for ResNet's conv4 (7 on 14 x 14)."""
+    ramp: str = "linear"
+    """``linear``: ``drop_prob`` grows from 0 to its target over the run (the paper's scheduled DropBlock);
+    ``constant``: the target from the first iteration."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_in_range(self, ("drop_prob",), 0.0, 0.99)
+        check_non_negative(self, ("block_size",))
+        check_one_of(self, "ramp", ("linear", "constant"))
+
+
+register_preset(
+    "dropblock",
+    DropBlockParams,
+    doc="DropBlock (Ghiasi et al. 2018) on the RoI-pooled features of every sampled RoI",
+    family="feature space",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def block_size_for(size: int, block_size: int = 0) -> int:

@@ -17,12 +17,64 @@ parameters, and ``warmup_fraction`` defaults to 0 (masking from the first iterat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
-from iadet.config.methods import HardDropoutParams, RandomDropoutParams
-from iadet.modeling.methods.adversarial import StagedMethod, selected_foreground
+from iadet.config.methods import check_in_range, check_non_negative, register_preset
+from iadet.modeling.methods.adversarial import ScheduleParams, StagedMethod, selected_foreground
 from iadet.modeling.methods.asdn import cell_counts, hardest_windows, random_cells, sliding_windows
 from iadet.modeling.methods.base import RoIBatch, RoIOutput, ScoreFn
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+@dataclass
+class RandomDropoutParams(ScheduleParams):
+    """``method.*`` for ``random-dropout``."""
+
+    warmup_fraction: float = 0.0
+    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
+    drop_fraction: float = 15 / 49
+    """Cells dropped per foreground RoI, as a fraction of ``H * W`` (the ASDN's count: 15 of 49)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_in_range(self, ("drop_fraction",))
+
+
+@dataclass
+class HardDropoutParams(ScheduleParams):
+    """``method.*`` for ``hard-dropout``."""
+
+    warmup_fraction: float = 0.0
+    """Iterations before masking starts, as a fraction of the run (0: from the first; 0.125: the ASDN's warm-up)."""
+    window_size: int = 0
+    """Occlusion window side in cells; 0: ``round(d / 3)`` (2 on 7 x 7)."""
+    window_stride: int = 0
+    """Window stride; 0: the window size (16 windows on 7 x 7)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(self, ("window_size", "window_stride"))
+
+
+register_preset(
+    "random-dropout",
+    RandomDropoutParams,
+    doc="A-Fast-RCNN baseline: random spatial dropout, as many cells as ASDN",
+    family="A-Fast-RCNN",
+)
+register_preset(
+    "hard-dropout",
+    HardDropoutParams,
+    doc="A-Fast-RCNN baseline: the hardest sliding-window dropout, every iteration",
+    family="A-Fast-RCNN",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 class _DropoutBaseline(StagedMethod):

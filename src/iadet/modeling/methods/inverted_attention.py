@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from iadet.config.methods import IA_ORIENTATIONS, IA_STRATEGIES, IAParams
+from iadet.config.methods import (
+    MethodParams,
+    check_in_range,
+    check_non_negative,
+    check_one_of,
+    register_preset,
+)
 from iadet.errors import ConfigError
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput, ScoreFn
 from iadet.modeling.methods.probes import eval_mode, float32_probe, gt_probabilities, pool_rois
@@ -32,6 +39,88 @@ from iadet.training_hooks import HookBase
 
 # ----------------------------------------------------------------------------------------------
 # Eq. 1-4 as functions of tensors
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+IA_STRATEGIES = ("soft", "hard", "overturn", "random")
+IA_ORIENTATIONS = ("spatial", "channel", "spatial+channel")
+IA_SELECTIONS = ("random", "drop", "all")
+IA_RAMPS = ("constant", "warmup", "triangle")
+
+
+@dataclass
+class IAParams(MethodParams):
+    """``method.*`` for ``ia`` / ``ia-code`` (every key overridable with ``--set method.<key>=...``)."""
+
+    strategy: str = "soft"
+    """``soft`` (top-k), ``hard`` (0.5 on min-max normalised), ``overturn`` (1 - A), ``random`` (Table 2)."""
+    orientation: str = "spatial+channel"
+    """``spatial``, ``channel`` or ``spatial+channel`` (Table 3)."""
+    spatial_ratio: float = 1 / 3
+    """Fraction of the H x W cells inverted per RoI (the paper: 33%; the code: 18/49)."""
+    channel_ratio: float = 0.8
+    """Fraction of channels (largest ``w``) handed to the spatial inversion by Eq. 4 (the paper: 80%)."""
+    select: str = "random"
+    """Which RoIs get IA: ``random`` (``roi_ratio`` of all sampled RoIs, the paper), ``drop`` (largest
+    confidence drop, the code), ``all``."""
+    roi_ratio: float = 0.2
+    """``select=random``: fraction of the sampled RoIs inverted (the paper: 20%)."""
+    fg_ratio: float = 0.2
+    """``select=drop``: fraction of foreground RoIs (the code: top 20% by drop)."""
+    bg_ratio: float = 1 / 30
+    """``select=drop``: fraction of background RoIs (the code: top 1/30 by drop)."""
+    drop_offset: float = 0.01
+    """``select=drop``: ``change = p_before[gt] - p_after[gt] - drop_offset`` (the code: 0.01)."""
+    ramp: str = "constant"
+    """Schedule of the selected fraction: ``constant``, ``warmup`` (0 -> full over ``ramp_iters``), or
+    ``triangle`` (0 -> full at mid-training -> 0, as MAL ramps its masked ratio)."""
+    ramp_iters: int = 0
+    """``ramp=warmup``: iterations of the linear warm-up."""
+    save_attention_every: int = 0
+    """Every N iterations record the attention ``M`` (Eq. 1) of fixed RoIs, the ground-truth boxes of the
+    first training batch, into the checkpoint for ``iadet visualize evolution`` (Fig. 5); 0 = off."""
+    save_attention_rois: int = 8
+    """``save_attention_every``: how many ground-truth boxes to follow."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_one_of(self, "strategy", IA_STRATEGIES)
+        check_one_of(self, "orientation", IA_ORIENTATIONS)
+        check_one_of(self, "select", IA_SELECTIONS)
+        check_one_of(self, "ramp", IA_RAMPS)
+        check_in_range(self, ("spatial_ratio", "channel_ratio", "roi_ratio", "fg_ratio", "bg_ratio"))
+        check_non_negative(self, ("ramp_iters", "save_attention_every"))
+        if self.save_attention_rois < 1:
+            raise ConfigError(f"method.save_attention_rois must be >= 1, got {self.save_attention_rois}")
+
+
+register_preset(
+    "ia",
+    IAParams,
+    doc="Inverted Attention as the paper describes it (soft, spatial+channel, 20% of RoIs)",
+    family="Inverted Attention",
+)
+register_preset(
+    "ia-code",
+    IAParams,
+    defaults={
+        "strategy": "soft",
+        "orientation": "spatial",
+        "spatial_ratio": 18 / 49,
+        "select": "drop",
+        "fg_ratio": 0.2,
+        "bg_ratio": 1 / 30,
+        "drop_offset": 0.01,
+    },
+    doc="Inverted Attention as the authors' released code does it (spatial, 18/49 cells, confidence-drop RoIs)",
+    family="Inverted Attention",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def _gt_logits_and_gradients(features: Tensor, labels: Tensor, score_fn: ScoreFn) -> tuple[Tensor, Tensor]:
@@ -349,7 +438,7 @@ class AttentionRecorder:
     def due(self, iteration: int) -> bool:
         return iteration % self.every == 0 or iteration == self.max_iters - 1
 
-    # --- the hook --------------------------------------------------------------------------
+    # --- forward: the method on the RoI features --------------------------------------------------------------------------
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         targets = args[1] if len(args) > 1 else kwargs.get("targets")
         if not module.training or targets is None or not _is_main():

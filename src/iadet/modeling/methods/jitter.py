@@ -19,13 +19,44 @@ proposals are not jittered. Draws come from the global torch RNG (exact resume).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from iadet.config.methods import JitterParams
+from iadet.config.methods import MethodParams, check_non_negative, register_preset
 from iadet.modeling.methods.astn import rotate_channel_blocks
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+@dataclass
+class JitterParams(MethodParams):
+    """``method.*`` for ``jitter``."""
+
+    scale: float = 0.1
+    """Scale jitter: box sides times a factor in ``[1/(1+scale), 1+scale]`` (log-uniform)."""
+    aspect: float = 0.1
+    """Aspect-ratio jitter: ``w/h`` times a factor in ``[1/(1+aspect), 1+aspect]`` (log-uniform)."""
+    rotation: float = 10.0
+    """Rotation jitter of the pooled RoI features, degrees, uniform in ``+-rotation`` (the ASTN's bound)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(self, ("scale", "aspect", "rotation"))
+
+
+register_preset(
+    "jitter",
+    JitterParams,
+    doc="A-Fast-RCNN baseline for the ASTN: random scale/aspect/rotation jitter of proposals",
+    family="A-Fast-RCNN",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def _log_uniform(n: int, spread: float, device: torch.device) -> Tensor:

@@ -10,7 +10,7 @@ Instead of sampling 25% foreground / 75% background RoIs at random, OHEM
    ``fastrcnn_loss``, for foreground RoIs);
 3. per image, runs NMS on the RoIs with their loss as the score (IoU 0.7: overlapping RoIs
    share their loss, so one region cannot fill the batch) and keeps the ``B / N`` hardest;
-4. trains the box head on those RoIs only (``RoIOutput.keep``); the hook's ``fastrcnn_loss`` then
+4. trains the box head on those RoIs only (``RoIOutput.keep``); the heads' ``fastrcnn_loss`` then
    averages over them.
 
 ``batch_size_per_image`` defaults to ``model.box_batch_size_per_image`` (the OHEM paper: B = 128 RoIs over
@@ -19,14 +19,47 @@ N = 2 images, 64 per image).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import nms
 
-from iadet.config.methods import OHEMParams
+from iadet.config.methods import MethodParams, check_in_range, check_non_negative, register_preset
 from iadet.modeling.methods.base import RoIBatch, RoIMethod, RoIOutput
 from iadet.modeling.methods.probes import eval_mode, float32_probe
+
+# ----------------------------------------------------------------------------------------------
+# parameters and presets
+
+
+@dataclass
+class OHEMParams(MethodParams):
+    """``method.*`` for ``ohem``."""
+
+    batch_size_per_image: int = 0
+    """Hard RoIs kept per image; 0: ``model.box_batch_size_per_image``."""
+    nms_thresh: float = 0.7
+    """IoU of the NMS among the RoIs ranked by loss (the OHEM paper: 0.7; 1.0 turns it off)."""
+    box_loss: bool = True
+    """Rank by classification + box-regression loss (the paper); ``false``: classification only."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(self, ("batch_size_per_image",))
+        check_in_range(self, ("nms_thresh",))
+
+
+register_preset(
+    "ohem",
+    OHEMParams,
+    doc="Online hard example mining (Shrivastava et al. 2016), A-Fast-RCNN's Sec. 5.4 comparison",
+    family="A-Fast-RCNN",
+)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def roi_losses(
