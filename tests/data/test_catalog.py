@@ -15,7 +15,9 @@ def test_builtin_data_is_generated_once_and_keyed_by_its_parameters(tmp_path: Pa
     assert (first / "synth.json").is_file()
     stamp = (first / "synth.json").stat().st_mtime_ns
     assert builtin_root("tiny") == first and (first / "synth.json").stat().st_mtime_ns == stamp
-    monkeypatch.setitem(synth.PRESETS, "tiny", dataclasses.replace(synth.PRESETS["tiny"], test=4))
+    monkeypatch.setitem(
+        synth.DATASET_PRESETS, "tiny", dataclasses.replace(synth.DATASET_PRESETS["tiny"], test=4)
+    )
     second = builtin_root("tiny")
     assert second != first and len((second / "ImageSets/Main/test.txt").read_text().split()) == 4
     assert data_root(load_config("quick", ["data.preset=tiny"]).data) == second

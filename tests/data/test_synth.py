@@ -15,7 +15,7 @@ from iadet.data.synth import voc as synth_voc
 from iadet.data.voc import open_voc
 from iadet.errors import ConfigError, DataError
 
-TINY = synth.PRESETS["tiny"]
+TINY = synth.DATASET_PRESETS["tiny"]
 SPLIT_SIZES = {
     "trainval": TINY.trainval,
     "test": TINY.test,
@@ -248,7 +248,7 @@ def test_unknown_preset_and_bad_seed_are_config_errors(tmp_path: Path):
 
 
 def test_presets_are_frozen_and_ordered_by_size():
-    tiny, quick, full = (synth.PRESETS[k] for k in ("tiny", "quick", "full"))
+    tiny, quick, full = (synth.DATASET_PRESETS[k] for k in ("tiny", "quick", "full"))
     with pytest.raises(AttributeError):
         quick.trainval = 1  # type: ignore[misc]
     assert tiny.trainval + 2 * tiny.test <= 20

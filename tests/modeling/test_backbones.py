@@ -1,4 +1,4 @@
-"""The detector zoo: every backbone x detector builds and trains one IA iteration on CPU; the hook sees
+"""The detector zoo: every backbone x detector builds and trains one IA iteration on CPU; a method sees
 the RoI features the table promises; trunk strides; ImageNet weights from a file and the papers' freezing."""
 
 from __future__ import annotations

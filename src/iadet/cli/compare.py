@@ -106,11 +106,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iadet.comparison.compare import CompareSpec, run_compare
     from iadet.comparison.report import paired_table, pending_line, results_table
-    from iadet.config import PRESETS
+    from iadet.config import CONFIG_PRESETS
     from iadet.config.presets import PRIMARY_METRICS
 
     # the preset's built-in data (finetune trains on the quick data), also under a --config of one's own
-    overrides = [f"data.preset={PRESETS[args.preset]['data']['preset']}", *args.overrides]
+    overrides = [f"data.preset={CONFIG_PRESETS[args.preset]['data']['preset']}", *args.overrides]
     if args.data:
         overrides.append(f"data.root={args.data}")
     spec = CompareSpec(

@@ -38,9 +38,9 @@ def run_synth(args: argparse.Namespace) -> int:
     from iadet.data import synth
     from iadet.errors import ConfigError, closest
 
-    if args.preset not in synth.PRESETS:
+    if args.preset not in synth.DATASET_PRESETS:
         raise ConfigError(
-            f"unknown preset '{args.preset}'{closest(args.preset, synth.PRESETS)}; valid: {', '.join(synth.PRESETS)}"
+            f"unknown preset '{args.preset}'{closest(args.preset, synth.DATASET_PRESETS)}; valid: {', '.join(synth.DATASET_PRESETS)}"
         )
     output_dir(args.output, create=False)  # the generator refuses a directory it did not make
     root = synth.generate_dataset(args.output, preset=args.preset, seed=args.seed, progress=True)

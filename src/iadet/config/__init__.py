@@ -2,12 +2,12 @@
 
 from iadet.config.config import Config, apply_overrides, config_diff, load_config, save_config
 from iadet.config.methods import MethodParams, method_names, method_params
-from iadet.config.presets import PRESETS
+from iadet.config.presets import CONFIG_PRESETS
 
 __all__ = [
     "Config",
     "MethodParams",
-    "PRESETS",
+    "CONFIG_PRESETS",
     "apply_overrides",
     "config_diff",
     "load_config",

@@ -136,15 +136,15 @@ def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
 
 
 def load_raw(name_or_path: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    from iadet.config.presets import PRESETS
+    from iadet.config.presets import CONFIG_PRESETS
 
-    if name_or_path in PRESETS:
-        return copy.deepcopy(PRESETS[name_or_path])
+    if name_or_path in CONFIG_PRESETS:
+        return copy.deepcopy(CONFIG_PRESETS[name_or_path])
     path = Path(name_or_path)
     if not path.exists():
-        hint = closest(name_or_path, PRESETS)
+        hint = closest(name_or_path, CONFIG_PRESETS)
         raise ConfigError(
-            f"config '{name_or_path}' is neither a built-in name ({', '.join(PRESETS)}) nor an existing file{hint}"
+            f"config '{name_or_path}' is neither a built-in name ({', '.join(CONFIG_PRESETS)}) nor an existing file{hint}"
         )
     if str(path.resolve()) in seen:
         raise ConfigError(f"{path}: _base_ chain loops back to itself")
@@ -171,11 +171,11 @@ def load_raw(name_or_path: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(base, str) or not base:
         raise ConfigError(f"{path}: _base_ must be a built-in config name or a path, got {short_repr(base)}")
     base_ref = base
-    if base_ref not in PRESETS and not Path(base_ref).is_absolute():
+    if base_ref not in CONFIG_PRESETS and not Path(base_ref).is_absolute():
         base_ref = str(path.parent / base_ref)
-    if base_ref not in PRESETS and not Path(base_ref).is_file():
+    if base_ref not in CONFIG_PRESETS and not Path(base_ref).is_file():
         raise ConfigError(
-            f"{path}: _base_ {short_repr(base)} is neither a built-in name ({', '.join(PRESETS)}) nor an existing file"
+            f"{path}: _base_ {short_repr(base)} is neither a built-in name ({', '.join(CONFIG_PRESETS)}) nor an existing file"
         )
     return _deep_merge(load_raw(base_ref, (*seen, str(path.resolve()))), raw)
 
@@ -213,7 +213,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 def load_config(name_or_path: str | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load a built-in or YAML config, apply ``section.key=value`` overrides, validate."""
-    from iadet.config.presets import PRESETS
+    from iadet.config.presets import CONFIG_PRESETS
 
     overrides = list(overrides)
     raw = load_raw(name_or_path) if name_or_path else {}
@@ -225,7 +225,7 @@ def load_config(name_or_path: str | None = None, overrides: Iterable[str] = ()) 
         # a bad value names its key; one from the file (not from a --set naming that key) names the file too
         message = str(exc)
         keys = [text.split("=", 1)[0].strip() for text in overrides]
-        from_file = name_or_path and name_or_path not in PRESETS and origin not in message
+        from_file = name_or_path and name_or_path not in CONFIG_PRESETS and origin not in message
         if from_file and not any(key and key in message for key in keys):
             raise ConfigError(f"{origin}: {message}") from None
         raise

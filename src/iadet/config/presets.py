@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESETS: dict[str, dict[str, Any]] = {
+CONFIG_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "quick": {
         "model": {
@@ -36,20 +36,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 # the larger built-in benchmark: the quick model on the `full` data (3x the images), 6 epochs
-PRESETS["full"] = {
-    **PRESETS["quick"],
-    "data": {**PRESETS["quick"]["data"], "preset": "full"},
-    "train": {**PRESETS["quick"]["train"], "epochs": 6, "lr_steps": [5]},
+CONFIG_PRESETS["full"] = {
+    **CONFIG_PRESETS["quick"],
+    "data": {**CONFIG_PRESETS["quick"]["data"], "preset": "full"},
+    "train": {**CONFIG_PRESETS["quick"]["train"], "epochs": 6, "lr_steps": [5]},
 }
 # the papers' regime on a CPU (over-fitting, a pretrained backbone shared by every seed): the quick model
 # from the built-in pretrained tiny trunk (`iadet pretrain`), fine-tuned on the 300 `few` images. Its
 # schedule was fixed on the baseline and the `val` split only (benchmarks/finetune_schedule.sh,
 # docs/benchmark-protocol.md).
-PRESETS["finetune"] = {
-    **PRESETS["quick"],
-    "model": {**PRESETS["quick"]["model"], "backbone_weights": "builtin"},
-    "data": {**PRESETS["quick"]["data"], "train_split": "few"},
-    "train": {**PRESETS["quick"]["train"], "max_iters": 1500, "lr_steps": [1125], "warmup_iters": 50},
+CONFIG_PRESETS["finetune"] = {
+    **CONFIG_PRESETS["quick"],
+    "model": {**CONFIG_PRESETS["quick"]["model"], "backbone_weights": "builtin"},
+    "data": {**CONFIG_PRESETS["quick"]["data"], "train_split": "few"},
+    "train": {**CONFIG_PRESETS["quick"]["train"], "max_iters": 1500, "lr_steps": [1125], "warmup_iters": 50},
 }
 
 PRIMARY_METRICS: dict[str, str] = {"finetune": "AP"}

@@ -33,7 +33,7 @@ def _fingerprint(synth, preset: str) -> str:
     import hashlib
     import json
 
-    params = synth.PRESETS[preset]
+    params = synth.DATASET_PRESETS[preset]
     params = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
     text = json.dumps(
         {"version": getattr(synth, "GENERATOR_VERSION", 1), "params": params}, sort_keys=True, default=str
@@ -102,8 +102,10 @@ def builtin_root(preset: str, seed: int = 0) -> Path:
     """The built-in dataset of ``preset``; generated on first use (a file lock guards concurrent runs)."""
     from iadet.data import synth
 
-    if preset not in synth.PRESETS:
-        raise DataError(f"unknown built-in data preset '{preset}' (valid: {', '.join(synth.PRESETS)})")
+    if preset not in synth.DATASET_PRESETS:
+        raise DataError(
+            f"unknown built-in data preset '{preset}' (valid: {', '.join(synth.DATASET_PRESETS)})"
+        )
     root = cache_dir() / "synth" / f"{preset}-seed{seed}-{_fingerprint(synth, preset)}"
     if (root / "synth.json").is_file():
         return root

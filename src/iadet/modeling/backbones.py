@@ -2,11 +2,11 @@
 
 Each entry of :data:`BACKBONES` builds the pieces torchvision's ``FasterRCNN``/``MaskRCNN``
 take: the feature extractor (with ``out_channels``) and, where they differ from torchvision's
-defaults, the anchor generator, RoI pooler and box head. What the RoI-feature hook sees
+defaults, the anchor generator, RoI pooler and box head. What a method on the RoI features sees
 (:func:`feature_shape`):
 
 ==========================  ======  ====================  ==========================  =============
-backbone                    stride  pooler                box head                    hook sees
+backbone                    stride  pooler                box head                    method sees
 ==========================  ======  ====================  ==========================  =============
 ``vgg16``                   16      RoIPool 7x7           fc6, fc7 (dropout)          512 x 7 x 7
 ``alexnet``                 16      RoIPool 6x6           fc6, fc7 (dropout)          256 x 6 x 6
@@ -444,7 +444,7 @@ STOCK_CONSTRUCTORS: dict[str, str] = {
 
 
 def feature_shape(model: nn.Module) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the RoI-pooled features the hook sees, from a built detector."""
+    """``(C, H, W)`` of the RoI-pooled features a method sees, from a built detector."""
     heads = model.roi_heads
     size = heads.box_roi_pool.output_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)

@@ -1,4 +1,4 @@
-"""Build a torchvision detector from ``model.*`` with the RoI-feature hook attached.
+"""Build a torchvision detector from ``model.*`` with a training method on its RoI features.
 
 ``model.detector``: ``faster_rcnn`` (torchvision's ``FasterRCNN``), ``fast_rcnn``
 (:class:`~iadet.modeling.fast_rcnn.FastRCNN`, on precomputed proposals) or ``mask_rcnn``
@@ -56,7 +56,7 @@ def build_model(
     """A torchvision detector for ``num_classes`` classes (background included).
 
     The returned model is a stock ``FasterRCNN``/``MaskRCNN`` whose ``roi_heads`` is a
-    :class:`~iadet.modeling.roi_heads.HookedRoIHeads` (torchvision's in eval mode, and with no
+    :class:`~iadet.modeling.roi_heads.RoIHeadsWithMethod` (torchvision's in eval mode, and with no
     method); ``method``, when given, is attached with :func:`iadet.modeling.attach.attach` for a run of
     ``max_iters`` steps. Its state-dict keys are those of the matching torchvision constructor.
     """

@@ -16,7 +16,7 @@ would move the boxes. bfloat16/float16 features are pooled in float32 (as torchv
 wrapper of ``roi_align`` does; its CPU kernel has no bfloat16) and the result and gradient cast back.
 
 :func:`multiscale_roi_align` is ``MultiScaleRoIAlign.forward`` with it, used by
-:class:`~iadet.modeling.roi_heads.HookedRoIHeads` in training on the CPU. On a GPU and at inference
+:class:`~iadet.modeling.roi_heads.RoIHeadsWithMethod` in training on the CPU. On a GPU and at inference
 the pooling is torchvision's own; the model's modules and keys are unchanged.
 """
 

@@ -1,10 +1,10 @@
-"""torchvision's RoIHeads with one training-time hook on the RoI-pooled features.
+"""torchvision's RoIHeads that, in training, run one method on the RoI-pooled features.
 
-:class:`HookedRoIHeads` is a drop-in subclass of ``torchvision.models.detection.roi_heads.RoIHeads``:
+:class:`RoIHeadsWithMethod` is a drop-in subclass of ``torchvision.models.detection.roi_heads.RoIHeads``:
 same submodules, same state-dict keys, and in eval mode it *is* torchvision's forward
 (``super().forward``). In training it runs the same steps as torchvision — sample RoIs, pool,
 box head, predictor, Fast R-CNN loss (and the mask branch for Mask R-CNN) — with the
-method's hook between pooling and the box head::
+method between pooling and the box head::
 
     proposals = sample(method.transform_proposals(proposals), targets)  # torchvision's 25/75 (or all)
     pooled = box_roi_pool(features, proposals)          # (N, C, H, W)
@@ -38,17 +38,17 @@ from iadet.modeling.methods.base import BoxScorer, RoIBatch, RoIMethod
 from iadet.modeling.roi_align import pool_box_features
 
 
-class HookedRoIHeads(RoIHeads):
+class RoIHeadsWithMethod(RoIHeads):
     """RoIHeads whose training forward passes the pooled RoI features through a method."""
 
     @classmethod
-    def from_heads(cls, heads: RoIHeads, method: RoIMethod | None = None) -> HookedRoIHeads:
-        """A hooked copy of torchvision's ``heads``: the same submodules (shared, not copied) and settings."""
+    def from_heads(cls, heads: RoIHeads, method: RoIMethod | None = None) -> RoIHeadsWithMethod:
+        """A copy of torchvision's ``heads`` that runs a method: the same submodules (shared, not copied) and settings."""
         if type(heads) is not RoIHeads:
-            raise TypeError(f"cannot hook {type(heads).__name__}; expected torchvision's RoIHeads")
-        hooked = _rebuild(cls, heads)
-        hooked.set_method(method)
-        return hooked
+            raise TypeError(f"cannot run a method in {type(heads).__name__}; expected torchvision's RoIHeads")
+        heads_with_method = _rebuild(cls, heads)
+        heads_with_method.set_method(method)
+        return heads_with_method
 
     def to_stock(self) -> RoIHeads:
         """torchvision's ``RoIHeads`` with the same submodules and settings, and no method."""
@@ -231,15 +231,15 @@ def _rebuild(cls: type[RoIHeads], heads: RoIHeads) -> RoIHeads:
 
 
 def attach_method(model: nn.Module, method: RoIMethod | None) -> nn.Module:
-    """Give ``model`` (in place) hooked RoI heads carrying ``method``; returns ``model``.
+    """Give ``model`` (in place) RoI heads carrying ``method``; returns ``model``.
 
     Works on any torchvision two-stage detector (Faster/Mask R-CNN): its ``roi_heads`` is replaced
-    by :meth:`HookedRoIHeads.from_heads` (the same submodules), so parameters, buffers and
-    state-dict keys are unchanged; already hooked heads just get the new method.
+    by :meth:`RoIHeadsWithMethod.from_heads` (the same submodules), so parameters, buffers and
+    state-dict keys are unchanged; heads that already carry one just get the new method.
     """
     heads = model.roi_heads
-    if isinstance(heads, HookedRoIHeads):
+    if isinstance(heads, RoIHeadsWithMethod):
         heads.set_method(method)
     else:
-        model.roi_heads = HookedRoIHeads.from_heads(heads, method)
+        model.roi_heads = RoIHeadsWithMethod.from_heads(heads, method)
     return model

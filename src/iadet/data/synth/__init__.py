@@ -5,7 +5,7 @@ cat's eyes) in a 2x2 layout that codes the class, on cluttered photo backgrounds
 unannotated decoys. ``test_occluded`` repeats ``test`` with held-out occluder textures over
 20-60% of every object. See ``docs/synth.md`` for the design.
 
-Public API: :func:`generate_dataset`, :data:`PRESETS`, :class:`SynthPreset`, :data:`CLASSES`,
+Public API: :func:`generate_dataset`, :data:`DATASET_PRESETS`, :class:`SynthPreset`, :data:`CLASSES`,
 :func:`paste_occluders`.
 """
 
@@ -22,7 +22,7 @@ from iadet.data.synth.generate import (
     render_image,
 )
 from iadet.data.synth.occluders import occlude, paste_occluders
-from iadet.data.synth.presets import PRESETS, SynthPreset, get_preset
+from iadet.data.synth.presets import DATASET_PRESETS, SynthPreset, get_preset
 
 __all__ = [
     "CLASSES",
@@ -30,7 +30,7 @@ __all__ = [
     "DECOY_CODES",
     "GENERATOR_VERSION",
     "PART_KINDS",
-    "PRESETS",
+    "DATASET_PRESETS",
     "SPLITS",
     "SynthPreset",
     "dataset_matches",

@@ -55,7 +55,7 @@ class SynthPreset:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-PRESETS: dict[str, SynthPreset] = {
+DATASET_PRESETS: dict[str, SynthPreset] = {
     "tiny": SynthPreset(name="tiny", image_size=(128, 128), trainval=6, test=5),
     "quick": SynthPreset(name="quick", image_size=(160, 160), trainval=1000, test=250),
     "full": SynthPreset(name="full", image_size=(160, 208), trainval=3000, test=1000),
@@ -70,8 +70,8 @@ def get_preset(preset: str | SynthPreset) -> SynthPreset:
     """Look a preset up by name (or pass a :class:`SynthPreset` through)."""
     if isinstance(preset, SynthPreset):
         return preset
-    if preset not in PRESETS:
+    if preset not in DATASET_PRESETS:
         raise ConfigError(
-            f"unknown synth preset '{preset}'{closest(preset, PRESETS)}; choose from {sorted(PRESETS)}"
+            f"unknown synth preset '{preset}'{closest(preset, DATASET_PRESETS)}; choose from {sorted(DATASET_PRESETS)}"
         )
-    return PRESETS[preset]
+    return DATASET_PRESETS[preset]

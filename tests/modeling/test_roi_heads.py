@@ -1,4 +1,4 @@
-"""The RoI-feature hook: torchvision's keys, torchvision's eval path, the method sees the pooled features."""
+"""iadet's RoI heads: torchvision's keys, torchvision's eval path, the method sees the pooled features."""
 
 import pytest
 import torch
@@ -9,7 +9,7 @@ from iadet.config.schema import ModelConfig
 from iadet.modeling.detector import build_model
 from iadet.modeling.methods import RoIOutput, build_method
 from iadet.modeling.methods.base import RoIMethod
-from iadet.modeling.roi_heads import HookedRoIHeads, attach_method
+from iadet.modeling.roi_heads import RoIHeadsWithMethod, attach_method
 
 TINY = ModelConfig(backbone="tiny", min_size=64, max_size=96, box_batch_size_per_image=32)
 
@@ -59,7 +59,7 @@ def test_state_dict_keys_equal_stock_torchvision():
     stock = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5)
     assert list(ours.state_dict()) == list(stock.state_dict())
     stock.load_state_dict(ours.state_dict(), strict=True)
-    assert isinstance(ours.roi_heads, HookedRoIHeads)
+    assert isinstance(ours.roi_heads, RoIHeadsWithMethod)
 
 
 def test_method_is_not_part_of_the_module_tree():
@@ -120,11 +120,11 @@ def test_method_sees_pooled_features_labels_and_score_fn():
     assert torch.isfinite(losses["loss_classifier"]) and not torch.isclose(zeroed, identity)
 
 
-def test_hooked_heads_are_built_from_torchvisions_sharing_their_modules():
+def test_heads_with_a_method_are_built_from_torchvisions_sharing_their_modules():
     stock = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5)
     heads = stock.roi_heads
     model = attach_method(stock, RoIMethod())
-    assert type(model.roi_heads) is HookedRoIHeads and type(heads) is RoIHeads
+    assert type(model.roi_heads) is RoIHeadsWithMethod and type(heads) is RoIHeads
     assert model.roi_heads.box_head is heads.box_head and model.roi_heads.box_predictor is heads.box_predictor
     for key in ("score_thresh", "nms_thresh", "detections_per_img"):
         assert getattr(model.roi_heads, key) == getattr(heads, key)
