@@ -5,14 +5,10 @@ from __future__ import annotations
 import pytest
 
 from iadet.cli import main
+from iadet.data.records import VOC_CLASSES
 from iadet.errors import DataError
-from iadet.evaluation.voc import (
-    VOC_CLASSES,
-    evaluate_voc,
-    read_image_set,
-    read_voc_annotation,
-    read_voc_detections,
-)
+from iadet.evaluation.voc import evaluate_voc
+from iadet.evaluation.voc_files import read_image_set, read_voc_annotation, read_voc_detections
 
 # Two images. "a": a dog and a (difficult) cat; "b": a dog. 1-based XML boxes.
 ANNOTATIONS = {

@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_classes(text: str | None) -> tuple[str, ...]:
     """``"a,b,c"`` -> ``("a", "b", "c")``; None -> the VOC classes. Empty names or duplicates are errors."""
-    from iadet.evaluation.voc import VOC_CLASSES
+    from iadet.data.records import VOC_CLASSES
 
     if text is None:
         return VOC_CLASSES
@@ -79,7 +79,7 @@ def parse_classes(text: str | None) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from iadet.evaluation.table import format_result
-    from iadet.evaluation.voc import evaluate_voc_files
+    from iadet.evaluation.voc_files import evaluate_voc_files
 
     classes = parse_classes(args.classes)
     with warnings.catch_warnings(record=True) as caught:

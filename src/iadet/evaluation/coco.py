@@ -1,7 +1,7 @@
 """COCO box metrics (AP, AP50, AP75, APs, APm, APl) through pycocotools.
 
 Works on a COCO data set (the instances JSON, loaded) and on a VOC-layout one (the loader's
-:class:`~iadet.evaluation.voc.GroundTruth` mapping, turned into an in-memory COCO ground truth):
+:class:`~iadet.evaluation.voc_arrays.GroundTruth` mapping, turned into an in-memory COCO ground truth):
 
 * **Boxes.** VOC boxes are inclusive pixel indices: in the XML, ``xmin..xmax`` (1-based) covers
   ``xmax - xmin + 1`` pixels, which in COCO's continuous coordinates is the interval
@@ -35,7 +35,7 @@ import numpy as np
 
 from iadet.errors import DataError
 from iadet.evaluation.results import to_coco_detections
-from iadet.evaluation.voc import Detections, GroundTruth, check_classes, ground_truth_arrays
+from iadet.evaluation.voc_arrays import Detections, GroundTruth, check_classes, ground_truth_arrays
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -63,7 +63,7 @@ def voc_to_coco(
     """An in-memory COCO ground truth from 0-based VOC-style ground truth.
 
     Args:
-        ground_truth: image id -> :class:`~iadet.evaluation.voc.GroundTruth` (0-based inclusive boxes).
+        ground_truth: image id -> :class:`~iadet.evaluation.voc_arrays.GroundTruth` (0-based inclusive boxes).
         classes: class names; label ``c`` becomes category id ``c``.
         image_sizes: image id -> ``(height, width)``, stored in the ``images`` entries if given
             (pycocotools does not need them for boxes).
@@ -116,11 +116,11 @@ def evaluate_coco(
 
     * a COCO instances dict (``{"images", "annotations", "categories"}``): ``predictions`` is
       either a list of COCO results ``{"image_id", "category_id", "bbox", "score"}`` or a
-      mapping image key -> :class:`~iadet.evaluation.voc.Detections`: keys map to COCO image
+      mapping image key -> :class:`~iadet.evaluation.voc_arrays.Detections`: keys map to COCO image
       ids through ``image_ids`` (default: ``int(key)``), labels to categories through
       ``label_to_category`` (default: the sorted category ids, label ``c`` -> ``sorted_ids[c - 1]``),
       boxes are ``"continuous"`` by default;
-    * a mapping image id -> :class:`~iadet.evaluation.voc.GroundTruth` (a VOC-layout data set;
+    * a mapping image id -> :class:`~iadet.evaluation.voc_arrays.GroundTruth` (a VOC-layout data set;
       ``classes`` required): ``predictions`` maps the same ids to ``Detections``, boxes
       ``"inclusive"`` by default (see the module docstring).
     """

@@ -13,7 +13,8 @@ import numpy as np
 
 from iadet.errors import ConfigError
 from iadet.evaluation.tide import by_image, pairwise_iou, stack_inputs
-from iadet.evaluation.voc import Detections, GroundTruth, descending_order
+from iadet.evaluation.voc import descending_order
+from iadet.evaluation.voc_arrays import Detections, GroundTruth
 
 
 def confusion_matrix(

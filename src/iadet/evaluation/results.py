@@ -1,4 +1,4 @@
-"""Result files for the evaluation servers (the devkit's reader is in :mod:`iadet.evaluation.voc`).
+"""Result files for the evaluation servers (the devkit's reader is in :mod:`iadet.evaluation.voc_files`).
 
 * PASCAL VOC: ``DIR/results/VOC2012/Main/comp4_det_test_<class>.txt``, one line per detection,
   ``image_id score xmin ymin xmax ymax``, in the XML's 1-based coordinates (the loader's 0-based
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from iadet.errors import DataError
-from iadet.evaluation.voc import Detections, check_classes, detection_arrays
+from iadet.evaluation.voc_arrays import Detections, check_classes, detection_arrays
 
 BOX_MODES = ("inclusive", "continuous")
 
@@ -49,7 +49,7 @@ def write_voc_results(
     """Write ``out_dir/results/VOC<year>/Main/<competition>_det_<split>_<class>.txt`` for every class.
 
     Args:
-        predictions: image id -> :class:`~iadet.evaluation.voc.Detections`, 0-based boxes,
+        predictions: image id -> :class:`~iadet.evaluation.voc_arrays.Detections`, 0-based boxes,
             labels in ``1..len(classes)``. Lines follow the mapping's order, then the boxes' order.
         classes: class names, label ``c`` being ``classes[c - 1]``.
         out_dir: the directory that receives ``results/``.
@@ -83,7 +83,7 @@ def to_coco_detections(
     """COCO result entries ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``.
 
     Args:
-        predictions: image key -> :class:`~iadet.evaluation.voc.Detections`.
+        predictions: image key -> :class:`~iadet.evaluation.voc_arrays.Detections`.
         label_to_category: label -> COCO category id; a sequence maps label ``c`` to
             ``label_to_category[c - 1]`` (labels are 1-based).
         box_mode: ``"inclusive"`` or ``"continuous"``, see the module docstring.

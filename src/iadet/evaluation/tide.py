@@ -38,8 +38,8 @@ not COCO's 101-point sum; there is no cap of 100 detections per image; ``difficu
 neither errors' targets nor missed. The mean over classes is TIDE's: over the classes that have
 positives or detections, which is the devkit's mAP whenever every class has ground truth.
 
-**Inputs** are the evaluation's own (:class:`~iadet.evaluation.voc.GroundTruth` and
-:class:`~iadet.evaluation.voc.Detections` mappings keyed by image id, 0-based boxes, labels in
+**Inputs** are the evaluation's own (:class:`~iadet.evaluation.voc_arrays.GroundTruth` and
+:class:`~iadet.evaluation.voc_arrays.Detections` mappings keyed by image id, 0-based boxes, labels in
 ``1..C``); NumPy arrays, CPU tensors and lists are accepted. Every output has a ``to_json`` or
 is a plain dict of Python numbers and lists.
 """
@@ -53,15 +53,13 @@ from typing import Any
 import numpy as np
 
 from iadet.errors import ConfigError, DataError
-from iadet.evaluation.voc import (
+from iadet.evaluation.voc import descending_order, devkit_iou, voc_ap
+from iadet.evaluation.voc_arrays import (
     Detections,
     GroundTruth,
     check_classes,
-    descending_order,
-    devkit_iou,
     stack_detections,
     stack_ground_truth,
-    voc_ap,
 )
 
 __all__ = [
@@ -344,9 +342,9 @@ def analyze_errors(
     """TIDE's classification of every detection and ground-truth box (see the module docstring).
 
     Args:
-        ground_truth: image id -> :class:`~iadet.evaluation.voc.GroundTruth` (``boxes (K, 4)``
+        ground_truth: image id -> :class:`~iadet.evaluation.voc_arrays.GroundTruth` (``boxes (K, 4)``
             0-based, ``labels (K,)`` in ``1..C``, ``difficult (K,)`` optional). Every image is analysed.
-        predictions: image id -> :class:`~iadet.evaluation.voc.Detections` (``boxes (N, 4)``,
+        predictions: image id -> :class:`~iadet.evaluation.voc_arrays.Detections` (``boxes (N, 4)``,
             ``labels (N,)``, ``scores (N,)``); images may be missing (no detections), not added.
         classes: the ``C`` class names, label ``c`` being ``classes[c - 1]``.
         fg_iou: TIDE's ``t_f``: true positives and Cls/Dupe errors need IoU strictly above it.

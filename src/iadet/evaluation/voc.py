@@ -46,19 +46,21 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 
-from iadet.data.files import inside, read_id_lines, read_text
-from iadet.data.records import VOC_CLASSES
-from iadet.data.voc import read_voc_xml
 from iadet.errors import ConfigError, DataError
+from iadet.evaluation.voc_arrays import (
+    Detections,
+    GroundTruth,
+    check_classes,
+    stack_detections,
+    stack_ground_truth,
+)
 
 METRICS = ("voc07", "voc")
 
-_DET_LINE = "image_id score xmin ymin xmax ymax"
 _EPS = np.finfo(np.float64).eps
 # The devkit's 11 recall thresholds, as np.arange produces them: 0.30000000000000004, not 0.3.
 _VOC07_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
@@ -66,32 +68,6 @@ _VOC07_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
 
 class EvaluationWarning(UserWarning):
     """Something the metric handles by convention (a class without positives, a missing file)."""
-
-
-class GroundTruth(TypedDict, total=False):
-    """Ground truth of one image, 0-based as the data loader yields it.
-
-    ``boxes``: ``(K, 4)`` float ``xmin, ymin, xmax, ymax`` (the XML values minus one);
-    ``labels``: ``(K,)`` int64 in ``1..len(classes)`` (0 is background);
-    ``difficult``: ``(K,)`` bool, optional (all False when absent).
-    NumPy arrays, CPU tensors and lists are accepted.
-    """
-
-    boxes: Any
-    labels: Any
-    difficult: Any
-
-
-class Detections(TypedDict):
-    """A detector's output for one image, in the same 0-based coordinates as :class:`GroundTruth`.
-
-    ``boxes``: ``(N, 4)`` float; ``labels``: ``(N,)`` int64 in ``1..len(classes)``;
-    ``scores``: ``(N,)`` float.
-    """
-
-    boxes: Any
-    labels: Any
-    scores: Any
 
 
 @dataclass
@@ -258,7 +234,7 @@ def evaluate_class(
         metric: ``"voc07"`` (11-point) or ``"voc"`` (area).
         iou: a match needs IoU strictly greater than this.
     """
-    _check_metric(metric, iou)
+    check_metric(metric, iou)
     gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     gt_image = np.asarray(gt_image, dtype=np.int64).reshape(-1)
     gt_difficult = np.asarray(gt_difficult, dtype=bool).reshape(-1)
@@ -296,7 +272,7 @@ def evaluate_devkit(
             images, boxes of an image in annotation order.
         detections: per class, in the order of ``classes``, ``(boxes (N, 4), image (N,), scores (N,))``.
     """
-    _check_metric(metric, iou)
+    check_metric(metric, iou)
     gt_boxes, gt_labels, gt_difficult, gt_image = ground_truth
     results: dict[str, ClassResult] = {}
     num_detections: dict[str, int] = {}
@@ -354,7 +330,7 @@ def evaluate_voc(
         iou: a match needs IoU strictly greater than this.
     """
     classes = check_classes(classes)
-    _check_metric(metric, iou)
+    check_metric(metric, iou)
     if not ground_truth:
         raise DataError("no ground truth: there are no images to evaluate")
     gt = stack_ground_truth(ground_truth, len(classes))
@@ -374,346 +350,8 @@ def evaluate_voc(
     return evaluate_devkit(classes, gt, per_class(), metric=metric, iou=iou)
 
 
-def stack_ground_truth(
-    ground_truth: Mapping[Any, GroundTruth], num_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate 0-based ground truth into devkit arrays.
-
-    Returns:
-        ``boxes (K, 4)`` 1-based (``+ 1``), ``labels (K,)``, ``difficult (K,)``, ``image (K,)``
-        (the position of the image in ``ground_truth``), all images in order.
-    """
-    parts = []
-    for image_id, target in ground_truth.items():
-        try:  # the common case, quickly; anything unusual goes through the careful checks
-            boxes = _numpy(target["boxes"], np.float64)
-            labels = _numpy(target["labels"], np.int64)
-            difficult = target.get("difficult")
-            difficult = np.zeros(len(labels), bool) if difficult is None else _numpy(difficult, bool)
-            usual = (
-                boxes.ndim == 2 and boxes.shape[1] == 4 and labels.shape == difficult.shape == (len(boxes),)
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            usual = False
-        if not usual:
-            boxes, labels, difficult = ground_truth_arrays(image_id, target, num_classes)
-        parts.append((boxes, labels, difficult))
-    boxes, labels, difficult = (np.concatenate(part) for part in zip(*parts))
-    image = np.repeat(np.arange(len(parts)), [len(part[1]) for part in parts])
-    _check_flat_labels(labels, image, list(ground_truth), num_classes, "ground truth")
-    return boxes.reshape(-1, 4) + 1.0, labels, difficult, image
-
-
-def stack_detections(
-    predictions: Mapping[Any, Detections], index: Mapping[Any, int], num_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate 0-based predictions into devkit arrays.
-
-    Args:
-        predictions: image id -> :class:`Detections`.
-        index: image id -> image index; predictions for an id not in it are an error.
-
-    Returns:
-        ``boxes (N, 4)`` 1-based (``+ 1``), ``labels (N,)``, ``scores (N,)``, ``image (N,)``, in
-        the order of ``predictions`` and then of each image's boxes.
-    """
-    parts, images = [], []
-    for image_id, output in predictions.items():
-        if image_id not in index:
-            raise DataError(f"predictions for image '{image_id}', which has no ground truth entry")
-        try:
-            boxes = _numpy(output["boxes"], np.float64)
-            labels = _numpy(output["labels"], np.int64)
-            scores = _numpy(output["scores"], np.float64)
-            usual = boxes.ndim == 2 and boxes.shape[1] == 4 and labels.shape == scores.shape == (len(boxes),)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            usual = False
-        if not usual:
-            boxes, labels, scores = detection_arrays(image_id, output, num_classes)
-        parts.append((boxes, labels, scores))
-        images.append(index[image_id])
-    if not parts:
-        return np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
-    boxes, labels, scores = (np.concatenate(part) for part in zip(*parts))
-    position = np.repeat(np.arange(len(parts)), [len(part[1]) for part in parts])
-    keys = list(predictions)
-    _check_flat_labels(labels, position, keys, num_classes, "predictions")
-    if not (np.isfinite(scores).all() and np.isfinite(boxes).all()):
-        k = np.flatnonzero(~(np.isfinite(scores) & np.isfinite(boxes).all(axis=1)))[0]
-        raise DataError(
-            f"image '{keys[position[k]]}': detection {scores[k]} {boxes[k].tolist()} is not finite"
-        )
-    return boxes.reshape(-1, 4) + 1.0, labels, scores, np.asarray(images, dtype=np.int64)[position]
-
-
-def check_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    """Return ``classes`` as a tuple; raise :class:`DataError` if empty, blank or duplicated."""
-    if isinstance(classes, str):
-        raise DataError(f"classes must be a sequence of names, not the string {classes!r}")
-    classes = tuple(classes)
-    if not classes:
-        raise DataError("the class list is empty")
-    seen = set()
-    for name in classes:
-        if not isinstance(name, str) or not name or name != name.strip():
-            raise DataError(f"invalid class name {name!r} in the class list")
-        if name in seen:
-            raise DataError(f"class '{name}' appears twice in the class list")
-        seen.add(name)
-    return classes
-
-
-def ground_truth_arrays(
-    image_id: Any, target: GroundTruth, num_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(boxes (K, 4) float64, labels (K,) int64, difficult (K,) bool)`` of one image, checked."""
-    try:
-        boxes, labels, difficult = target.get("boxes", ()), target.get("labels", ()), target.get("difficult")
-    except AttributeError:
-        raise DataError(
-            f"image '{image_id}': ground truth must be a dict of 'boxes', 'labels', 'difficult'"
-        ) from None
-    boxes = _boxes(boxes, image_id)
-    labels = _array(labels, np.int64, image_id, "labels").reshape(-1)
-    if difficult is None:
-        difficult = np.zeros(len(labels), dtype=bool)
-    else:
-        difficult = _array(difficult, bool, image_id, "difficult").reshape(-1)
-    _check_lengths(image_id, "ground truth", boxes=boxes, labels=labels, difficult=difficult)
-    _check_labels(image_id, "ground truth", labels, num_classes)
-    return boxes, labels, difficult
-
-
-def detection_arrays(
-    image_id: Any, output: Detections, num_classes: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(boxes (N, 4) float64, labels (N,) int64, scores (N,) float64)`` of one image, checked.
-
-    Labels must lie in ``1..num_classes`` (not checked when ``num_classes`` is None).
-    """
-    try:
-        boxes, labels, scores = output["boxes"], output["labels"], output["scores"]
-    except (KeyError, TypeError):
-        raise DataError(f"image '{image_id}': predictions need 'boxes', 'labels' and 'scores'") from None
-    boxes = _boxes(boxes, image_id)
-    labels = _array(labels, np.int64, image_id, "labels").reshape(-1)
-    scores = _array(scores, np.float64, image_id, "scores").reshape(-1)
-    _check_lengths(image_id, "predictions", boxes=boxes, labels=labels, scores=scores)
-    if num_classes is not None:
-        _check_labels(image_id, "predictions", labels, num_classes)
-    return boxes, labels, scores
-
-
-def _check_metric(metric: str, iou: float) -> None:
+def check_metric(metric: str, iou: float) -> None:
     if metric not in METRICS:
         raise ConfigError(f"unknown VOC metric {metric!r} (choose from {', '.join(METRICS)})")
     if not 0.0 <= iou < 1.0:
         raise ConfigError(f"IoU threshold {iou} is outside [0, 1)")
-
-
-def _numpy(value: Any, dtype: type) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor, possibly on the GPU
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype)
-
-
-def _array(value: Any, dtype: type, image_id: Any, key: str) -> np.ndarray:
-    try:
-        return _numpy(value, dtype)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"image '{image_id}': '{key}' is not a numeric array ({exc})") from None
-
-
-def _boxes(value: Any, image_id: Any) -> np.ndarray:
-    boxes = _array(value, np.float64, image_id, "boxes")
-    if boxes.size == 0:
-        return boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise DataError(f"image '{image_id}': boxes have shape {tuple(boxes.shape)}, expected (N, 4)")
-    return boxes
-
-
-def _check_lengths(image_id: Any, what: str, **arrays: np.ndarray) -> None:
-    lengths = {key: len(a) for key, a in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        sizes = ", ".join(f"{key} {n}" for key, n in lengths.items())
-        raise DataError(f"image '{image_id}': {what} arrays differ in length ({sizes})")
-
-
-def _check_labels(image_id: Any, what: str, labels: np.ndarray, num_classes: int) -> None:
-    bad = labels[(labels < 1) | (labels > num_classes)]
-    if bad.size:
-        raise DataError(f"image '{image_id}': {what} label {int(bad[0])} is outside 1..{num_classes}")
-
-
-def _check_flat_labels(
-    labels: np.ndarray, position: np.ndarray, keys: list, num_classes: int, what: str
-) -> None:
-    bad = np.flatnonzero((labels < 1) | (labels > num_classes))
-    if bad.size:
-        _check_labels(keys[position[bad[0]]], what, labels[bad[:1]], num_classes)
-
-
-# --------------------------------------------------------------------------------------------
-# Devkit files: image set, Annotations/*.xml, comp4_det_test_<class>.txt
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class VOCAnnotation:
-    """The objects of one annotation XML, in file order, in its 1-based coordinates."""
-
-    names: list[str]
-    boxes: np.ndarray  # (K, 4) float64 xmin, ymin, xmax, ymax
-    difficult: np.ndarray  # (K,) bool
-
-
-def read_image_set(path: str | Path) -> list[str]:
-    """Image ids of an ``ImageSets/Main/<split>.txt`` file: the first word of each non-blank line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image set file not found: {path}")
-    ids: list[str] = []
-    first_line: dict[str, int] = {}
-    # UTF-8 (BOM or not), one plain id per line: the same rule as training's split files
-    for lineno, image_id in read_id_lines(path, "image set"):
-        if image_id in first_line:
-            raise DataError(
-                f"{path}:{lineno}: image '{image_id}' is listed twice (first on line {first_line[image_id]})"
-            )
-        first_line[image_id] = lineno
-        ids.append(image_id)
-    if not ids:
-        raise DataError(f"image set {path} lists no images")
-    return ids
-
-
-def read_voc_annotation(path: str | Path) -> VOCAnnotation:
-    """Parse one VOC annotation XML (safely, with defusedxml).
-
-    Each ``<object>`` needs ``<name>`` and ``<bndbox>`` with numeric ``xmin ymin xmax ymax``
-    (floats allowed); ``<difficult>`` may be missing (0).
-    """
-    _, objects = read_voc_xml(Path(path))
-    names = [o.name for o in objects]
-    boxes = [list(o.box) for o in objects]
-    difficult = [o.difficult for o in objects]
-    return VOCAnnotation(
-        names=names,
-        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-        difficult=np.asarray(difficult, dtype=bool),
-    )
-
-
-def read_voc_detections(
-    path: str | Path, image_index: Mapping[str, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a devkit detection file.
-
-    Args:
-        path: file of lines ``image_id score xmin ymin xmax ymax`` (blank lines are skipped).
-        image_index: image id -> index; an id not in it is an error.
-
-    Returns:
-        ``image (N,) int64, scores (N,) float64, boxes (N, 4) float64``, in file order,
-        boxes in the file's (1-based) coordinates.
-    """
-    path = Path(path)
-    try:
-        lines = read_text(path, "detection file").splitlines()
-    except DataError as exc:
-        raise DataError(f"cannot read detection file {exc}") from None
-    rows, linenos = [], []
-    for lineno, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 6:
-            raise DataError(f"{path}:{lineno}: expected '{_DET_LINE}', got {_shorten(line)!r}")
-        rows.append(fields)
-        linenos.append(lineno)
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, 4))
-
-    try:
-        values = np.array([row[1:] for row in rows], dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is None or not np.isfinite(values).all():
-        for row, lineno in zip(rows, linenos):  # find the culprit, for the message
-            try:
-                finite = all(np.isfinite(float(v)) for v in row[1:])
-            except ValueError:
-                finite = False
-            if not finite:
-                raise DataError(
-                    f"{path}:{lineno}: score and box must be finite numbers ('{_DET_LINE}'), "
-                    f"got {_shorten(' '.join(row))!r}"
-                )
-    try:
-        image = np.array([image_index[row[0]] for row in rows], dtype=np.int64)
-    except KeyError:
-        lineno, row = next((n, r) for n, r in zip(linenos, rows) if r[0] not in image_index)
-        raise DataError(f"{path}:{lineno}: image '{_shorten(row[0])}' is not in the image set") from None
-    return image, values[:, 0].copy(), values[:, 1:].copy()
-
-
-def evaluate_voc_files(
-    annotations: str | Path,
-    image_set: str | Path,
-    detections: str,
-    classes: Sequence[str] = VOC_CLASSES,
-    *,
-    metric: str = "voc07",
-    iou: float = 0.5,
-) -> VOCResult:
-    """Evaluate devkit result files, as ``iadet voc-eval`` does.
-
-    Args:
-        annotations: directory of ``<image id>.xml`` files.
-        image_set: file listing the image ids to evaluate, one per line.
-        detections: path pattern with ``{}`` standing for the class name, e.g.
-            ``results/comp4_det_test_{}.txt``; each line ``image_id score xmin ymin xmax ymax``
-            in 1-based coordinates. A missing file means no detections (AP 0, with a warning).
-        classes: class names (default: the 20 VOC classes).
-    """
-    classes = check_classes(classes)
-    _check_metric(metric, iou)
-    if "{}" not in detections:
-        raise DataError(f"the detections pattern {detections!r} has no '{{}}' for the class name")
-    ids = read_image_set(image_set)
-    index = {image_id: i for i, image_id in enumerate(ids)}
-    label_of = {name: c for c, name in enumerate(classes, start=1)}
-    annotations = Path(annotations)
-
-    gt_parts = []
-    for i, image_id in enumerate(ids):
-        path = annotations / f"{image_id}.xml"
-        if not path.is_file():
-            raise DataError(f"no annotation for image '{image_id}' of {image_set}: {path} does not exist")
-        ann = read_voc_annotation(inside(path, annotations, "annotation"))
-        keep = np.array([name in label_of for name in ann.names], dtype=bool)
-        labels = np.array([label_of[name] for name in ann.names if name in label_of], dtype=np.int64)
-        gt_parts.append((ann.boxes[keep], labels, ann.difficult[keep], np.full(len(labels), i)))
-    gt = tuple(np.concatenate(part) for part in zip(*gt_parts))
-
-    def per_class():
-        for name in classes:
-            path = Path(detections.replace("{}", name))
-            if not path.is_file():
-                warnings.warn(
-                    f"no detection file for class '{name}' ({path}); its AP is 0",
-                    EvaluationWarning,
-                    stacklevel=3,
-                )
-                yield np.zeros((0, 4)), np.zeros(0, dtype=np.int64), np.zeros(0)
-                continue
-            image, scores, boxes = read_voc_detections(path, index)
-            yield boxes, image, scores
-
-    return evaluate_devkit(classes, gt, per_class(), metric=metric, iou=iou)
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
