@@ -15,16 +15,8 @@ from matplotlib.patches import Rectangle
 
 from iadet.comparison.compare import run_scores
 from iadet.comparison.plots import family_rows, method_colours, method_family
-from iadet.comparison.report import (
-    errors_figure,
-    forest_figure,
-    metrics_table,
-    paired_table,
-    per_class_delta_figure,
-    results_table,
-    split_figure,
-    write_report,
-)
+from iadet.comparison.report import metrics_table, paired_table, results_table, write_report
+from iadet.comparison.report_figures import errors_figure, forest_figure, per_class_delta_figure, split_figure
 from iadet.comparison.stats import paired_difference, summarize
 
 KEYS = ("voc07", "voc", "AP", "AP50", "AP75")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from iadet.comparison.report import interval_cell, per_class_delta_table, per_class_deltas, write_report
+from iadet.comparison.report import interval_cell, per_class_delta_table, write_report
 from iadet.comparison.stats import paired_difference, summarize
+from iadet.comparison.summaries import per_class_deltas
 
 
 def results(methods: dict[str, dict[str, list[float]]], splits=("test", "test_occluded")) -> dict:
@@ -123,7 +124,7 @@ def test_power_table_gives_half_width_and_holm_adjusted_p(tmp_path: Path) -> Non
 
 
 def test_part_reliance_is_drawn_with_intervals_over_seeds(tmp_path: Path, monkeypatch) -> None:
-    import iadet.comparison.report as report_module
+    import iadet.comparison.report_figures as report_module
 
     data = results({"none": {"cat": [0.5, 0.6, 0.7]}, "ia": {"cat": [0.6, 0.7, 0.8]}}, splits=("test",))
     data["methods"]["none"]["parts"] = {
