@@ -19,8 +19,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from iadet.data.catalog import data_root, open_split
 from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
-from iadet.data.sampler import TrainBatchSampler, sample_keys, shard
+from iadet.data.sampler import TrainBatchSampler
 from iadet.engine import distributed as dist
 from iadet.engine.checkpoint import (
     FORMAT,
@@ -50,9 +48,12 @@ from iadet.engine.checkpoint import (
     save_atomic,
     set_rng_state,
 )
+from iadet.engine.determinism import seed_everything, set_determinism
 from iadet.engine.hooks import Checkpointer, MetricsLogger, PeriodicEvaluation, StopOnSignal
 from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
+from iadet.engine.output_lock import OutputLock
+from iadet.engine.rank_shards import RankShards
 from iadet.engine.schedule import lr_factor, schedule_length
 from iadet.engine.signals import Interrupted, SignalFlag
 from iadet.engine.train_loop import LoadedBatch, NonFiniteLoss, Trainer
@@ -85,91 +86,6 @@ class TrainResult:
     evaluation: dict[str, Any] | None = None
 
 
-class _OutputLock:
-    """``OUTPUT/.lock`` held for the run: a second run on the same directory is refused."""
-
-    def __init__(self, output: Path, enabled: bool) -> None:
-        self.path = output / ".lock"
-        self.enabled = enabled
-        self.held = False
-
-    def __enter__(self) -> _OutputLock:
-        if not self.enabled:
-            return self
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self.path.read_text(encoding="utf-8", errors="replace").strip()
-                host, _, pid = owner.partition(" ")
-                if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                    self.path.unlink(missing_ok=True)  # left behind by a run that was killed
-                    continue
-                raise TrainingError(
-                    f"{self.path.parent}: another run is writing to this directory (lock held by {owner or '?'}); "
-                    f"remove {self.path} if that run is gone"
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
-            return self
-        raise TrainingError(f"{self.path}: cannot take the output lock")
-
-    def __exit__(self, *exc) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-CUDA_DETERMINISM_WARNING = (
-    "iadet: warning: train.deterministic=true on CUDA is slower and only partly deterministic: "
-    "torchvision then replaces RoIAlign by a torch.compile'd Python version (compiled on first use, "
-    "in evaluation too); RoIPool (vgg16, alexnet) and grid_sample (astn) have no deterministic CUDA "
-    "backward and stay non-deterministic (PyTorch warns when they run); bit-identical reruns and "
-    "resumes are tested on the CPU only"
-)
-
-
-def _set_determinism(enabled: bool, device: torch.device) -> None:
-    """``train.deterministic``: deterministic algorithms for the rest of the process (evaluation too).
-
-    On the CPU every operation the detectors use has a deterministic kernel, and a non-deterministic
-    one would raise. On CUDA the mode is ``warn_only``: the operations without a deterministic CUDA
-    backward (torchvision's RoIPool, ``grid_sample``) warn and stay non-deterministic instead of
-    stopping the run, and torchvision swaps RoIAlign for a compiled Python version (deterministic,
-    slower). Rank 0 says so in one line (:data:`CUDA_DETERMINISM_WARNING`).
-    """
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        on_cuda = device.type == "cuda"
-        torch.use_deterministic_algorithms(True, warn_only=on_cuda)
-        torch.backends.cudnn.benchmark = False
-        if on_cuda and dist.is_main():
-            print(CUDA_DETERMINISM_WARNING, file=sys.stderr, flush=True)
-    else:
-        torch.use_deterministic_algorithms(False)
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def resolve_config(config: Config) -> tuple[Config, Any]:
     """Fill in what the data decides (the class names); open the train split."""
     root = data_root(config.data) if dist.is_main() else None
@@ -199,7 +115,7 @@ def train(
     if main:
         output.mkdir(parents=True, exist_ok=True)
     dist.barrier()
-    with _OutputLock(output, enabled=main), SignalFlag() as stop:
+    with OutputLock(output, enabled=main), SignalFlag() as stop:
         return _Run(config, output, device, stop, resume=resume, force=force, quiet=quiet).run()
 
 
@@ -266,8 +182,8 @@ class _Run:
             raise TrainingError(
                 f"train.batch_size={tcfg.batch_size} is not divisible by the {world} processes"
             )
-        _set_determinism(tcfg.deterministic, device)
-        _seed_everything(tcfg.seed)
+        set_determinism(tcfg.deterministic, device)
+        seed_everything(tcfg.seed)
 
         self.proposals = _open_proposals(config, self.train_split)
         num_classes = len(self.train_split.classes) + 1
@@ -280,48 +196,18 @@ class _Run:
         )
         iters_per_epoch = len(sampler)
         max_iters = schedule_length(tcfg, iters_per_epoch)
-        model = build_model(config.model, num_classes)
-        # the public way in (iadet.attach), as in a user's own loop. The image-space baselines act in
-        # the data pipeline (_dataset); their detector gets the identity method, so that it trains
-        # through the same heads as the baseline `none` (on the CPU: the same deterministic RoIAlign
-        # backward) and comparisons differ in the data only
-        method = attach(
-            model,
-            RoIMethod(config.method) if isinstance(config.method, ImageAugmentationParams) else config.method,
-            max_iters=max_iters,
-        )
-        model.to(device)
-        method.to(device)
-        _seed_everything(tcfg.seed + dist.rank())
+        model, method = self._model_and_method(num_classes, max_iters)
+        seed_everything(tcfg.seed + dist.rank())
 
-        optimizer = torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad],
-            lr=tcfg.lr,
-            momentum=tcfg.momentum,
-            weight_decay=tcfg.weight_decay,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
-        use_amp = tcfg.amp and device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        optimizer, scheduler, scaler, use_amp = self._optimisation(model, iters_per_epoch)
         hooks = method.training_hooks(model)
 
-        start_iter, start_epoch, start_batch = 0, 0, 0
         checkpoint = self.checkpoint
-        if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            load_scaler_state(scaler, checkpoint["scaler"])  # a CPU run's is empty: fresh on a GPU
-            progress = checkpoint["progress"]
-            start_iter = int(progress["iteration"])
-            start_epoch, start_batch = int(progress["epoch"]), int(progress["batch_in_epoch"])
-            rng, warning = resume_rng_state(checkpoint["rng"], dist.rank(), world)
-            if warning and self.main:
-                print(f"iadet: warning: {self.ckpt_path}: {warning}", file=sys.stderr, flush=True)
-            if rng is None:  # a rank the saved run did not have
-                _seed_everything(tcfg.seed + dist.rank())
-            else:
-                set_rng_state(rng)
+        start_iter, start_epoch, start_batch = (
+            (0, 0, 0)
+            if checkpoint is None
+            else self._restore(checkpoint, model, optimizer, scheduler, scaler)
+        )
 
         self.model = model
         if world > 1:
@@ -368,6 +254,62 @@ class _Run:
             data.close()
         return self._finish()
 
+    def _model_and_method(self, num_classes: int, max_iters: int) -> tuple[nn.Module, RoIMethod]:
+        """The detector with its method attached, on the run's device."""
+        config = self.config
+        model = build_model(config.model, num_classes)
+        # the public way in (iadet.attach), as in a user's own loop. The image-space baselines act in
+        # the data pipeline (_dataset); their detector gets the identity method, so that it trains
+        # through the same heads as the baseline `none` (on the CPU: the same deterministic RoIAlign
+        # backward) and comparisons differ in the data only
+        method = attach(
+            model,
+            RoIMethod(config.method) if isinstance(config.method, ImageAugmentationParams) else config.method,
+            max_iters=max_iters,
+        )
+        model.to(self.device)
+        method.to(self.device)
+        return model, method
+
+    def _optimisation(
+        self, model: nn.Module, iters_per_epoch: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler, bool]:
+        """SGD on the detector's trainable parameters, its schedule, and the AMP scaler (CUDA only)."""
+        tcfg = self.config.train
+        optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=tcfg.lr,
+            momentum=tcfg.momentum,
+            weight_decay=tcfg.weight_decay,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tcfg, iters_per_epoch))
+        use_amp = tcfg.amp and self.device.type == "cuda"
+        return optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp
+
+    def _restore(
+        self,
+        checkpoint: dict[str, Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+    ) -> tuple[int, int, int]:
+        """Load a checkpoint's model, optimiser, scheduler, scaler and RNG states; ``(iteration, epoch,
+        batch in epoch)`` to continue from (the method's state is loaded by the trainer)."""
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        load_scaler_state(scaler, checkpoint["scaler"])  # a CPU run's is empty: fresh on a GPU
+        progress = checkpoint["progress"]
+        rng, warning = resume_rng_state(checkpoint["rng"], dist.rank(), dist.world_size())
+        if warning and self.main:
+            print(f"iadet: warning: {self.ckpt_path}: {warning}", file=sys.stderr, flush=True)
+        if rng is None:  # a rank the saved run did not have
+            seed_everything(self.config.train.seed + dist.rank())
+        else:
+            set_rng_state(rng)
+        return int(progress["iteration"]), int(progress["epoch"]), int(progress["batch_in_epoch"])
+
     def _batches(
         self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int
     ) -> Iterator[LoadedBatch]:
@@ -375,7 +317,7 @@ class _Run:
         rank, world = dist.rank(), dist.world_size()
         loader = DataLoader(
             self._dataset(),
-            batch_sampler=_Shards(sampler, epoch, batch, rank, world, max_iters),
+            batch_sampler=RankShards(sampler, epoch, batch, rank, world, max_iters),
             num_workers=self.config.data.num_workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
@@ -506,23 +448,6 @@ class _Run:
         if not self.quiet:
             print(f"{summary['split']}: {summary['metric']} mAP = {summary['mAP']:.4f}", flush=True)
         return summary
-
-
-class _Shards:
-    """A DataLoader batch sampler: this rank's share of each of the sampler's batches, forever, as
-    :class:`SampleKey` objects (image, flip, and the seed and progress of its augmentation)."""
-
-    def __init__(
-        self, sampler: TrainBatchSampler, epoch: int, batch: int, rank: int, world: int, max_iters: int
-    ) -> None:
-        self.sampler, self.epoch, self.batch, self.rank, self.world = sampler, epoch, batch, rank, world
-        self.max_iters = max_iters
-
-    def __iter__(self):
-        per_epoch = len(self.sampler)
-        for e, b, batch in self.sampler.iterate(self.epoch, self.batch):
-            keys = sample_keys(batch, self.sampler.seed, e, e * per_epoch + b, self.max_iters)
-            yield shard(keys, self.rank, self.world)
 
 
 def _open_proposals(config: Config, train_split: Any) -> Proposals | None:

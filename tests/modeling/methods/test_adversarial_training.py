@@ -16,8 +16,8 @@ import torch
 from iadet.cli import main
 from iadet.config import load_config, method_params
 from iadet.config.schema import ModelConfig
-from iadet.engine import training_run as trainer_module
 from iadet.engine.checkpoint import check_plain
+from iadet.engine.determinism import seed_everything
 from iadet.engine.training_run import train
 from iadet.modeling.attach import attach
 from iadet.modeling.detector import build_model
@@ -260,7 +260,7 @@ def test_interrupted_in_each_stage_then_resumed_is_bit_identical(
 
 def _initial_state(config) -> tuple[dict, dict]:
     """The detector and adversary as the trainer builds them (same seed, same order)."""
-    trainer_module._seed_everything(config.train.seed)
+    seed_everything(config.train.seed)
     model = build_model(config.model, 3)
     method = attach(model, config.method, max_iters=config.train.max_iters)
     return model.state_dict(), {k: v for k, v in method.state_dict().items() if k != "_extra_state"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iadet.engine.training_run import CUDA_DETERMINISM_WARNING, _set_determinism
+from iadet.engine.determinism import CUDA_DETERMINISM_WARNING, set_determinism
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def restore_determinism(monkeypatch):
 
 def test_deterministic_mode_on_cuda_says_what_it_costs_and_leaves_out(restore_determinism, capsys):
     # only the device's type is read: no CUDA is needed to set the mode up for it
-    _set_determinism(True, torch.device("cuda", 0))
+    set_determinism(True, torch.device("cuda", 0))
     assert (
         torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
     )
@@ -34,9 +34,9 @@ def test_deterministic_mode_on_cuda_says_what_it_costs_and_leaves_out(restore_de
 
 
 def test_deterministic_mode_on_the_cpu_is_strict_and_silent(restore_determinism, capsys):
-    _set_determinism(True, torch.device("cpu"))
+    set_determinism(True, torch.device("cpu"))
     assert torch.are_deterministic_algorithms_enabled()
     assert not torch.is_deterministic_algorithms_warn_only_enabled()
-    _set_determinism(False, torch.device("cuda"))
+    set_determinism(False, torch.device("cuda"))
     assert not torch.are_deterministic_algorithms_enabled()
     assert capsys.readouterr().err == ""
