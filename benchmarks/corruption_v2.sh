@@ -8,6 +8,7 @@
 # after each batch.
 #   METHODS=none SEEDS="0 1" bash benchmarks/corruption_v2.sh     # a batch
 #   bash benchmarks/corruption_v2.sh                              # all 25 runs
+#   python benchmarks/corruption_v2_report.py                     # the analysis, from what has finished
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IADET=${IADET:-.venv/bin/iadet}

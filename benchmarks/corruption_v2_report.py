@@ -1,0 +1,273 @@
+"""Protocol versions 2 and 3 (docs/benchmark-protocol.md): the corruption benchmark's analysis, as pre-registered.
+
+    python benchmarks/corruption_v2_report.py [benchmarks/results/corruption-v2]
+
+Reads every finished run of ``benchmarks/corruption_v2.sh`` (``<method>/seed<k>/{clean,coco,voc07}.json``) and
+writes, beside them, ``report.md``, ``summary.json`` and ``contrasts.png`` (per family, each contrast's paired
+difference with its 95% interval) and ``severity.png`` (mean COCO AP against severity per family and method).
+No training, no evaluation: it can run at any time, on whatever has finished.
+
+Only *complete* seeds enter the contrasts: seeds for which every detector has finished (the pairing is by seed).
+Contrasts, each paired by seed with a 95% Student-t interval: every method - ``none``, and ``ia`` -
+``ia:strategy=random``; on mPC, rPC, each family's mPC (Holm-adjusted over the 4 families within a contrast) and
+each corruption's mean over severities; for COCO AP (primary) and VOC07 mAP. The verdict is the protocol's:
+on the blur and the noise family's mPC (COCO AP), IA "improves" robustness when both ``ia - none`` and ``ia -
+ia:strategy=random`` exclude 0 upwards, "hurts" when ``ia - none`` excludes 0 downwards, else "not shown".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from iadet.comparison.plots import Interval, draw_intervals, method_colours
+from iadet.comparison.report import interval_cell
+from iadet.comparison.stats import holm_adjusted, paired_difference, summarize, t_half_width
+from iadet.plotting import new_figure, save_figure
+from iadet.robustness.corruptions import BENCHMARK, GROUPS, SEVERITIES
+
+METHODS = ("none", "ia", "ia-code", "ia:strategy=random", "cutout")
+CONTRASTS = (
+    ("ia", "none"),
+    ("ia-code", "none"),
+    ("ia:strategy=random", "none"),
+    ("cutout", "none"),
+    ("ia", "ia:strategy=random"),
+)
+METRICS = {"coco": "COCO AP", "voc07": "VOC07 mAP"}
+PRIMARY_FAMILIES = ("blur", "noise")
+
+
+def run_dir(method: str) -> str:
+    """The directory name of a method in the results (``ia:strategy=random`` -> ``ia-strategy=random``)."""
+    return method.replace(":", "-")
+
+
+def load_runs(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """``{method: {seed: {"clean": ..., "coco": ..., "voc07": ...}}}`` of the finished runs (every file there)."""
+    runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in METHODS}
+    for method in METHODS:
+        base = root / run_dir(method)
+        for seed_dir in sorted(base.glob("seed*")) if base.is_dir() else []:
+            files = {name: seed_dir / f"{name}.json" for name in ("clean", "coco", "voc07")}
+            if not all(f.is_file() for f in files.values()):
+                continue
+            entry = {name: json.loads(f.read_text()) for name, f in files.items()}
+            if not all(entry[m].get("complete") for m in METRICS):
+                continue
+            runs[method][int(seed_dir.name[4:])] = entry
+    return runs
+
+
+def complete_seeds(runs: dict[str, dict[int, Any]]) -> list[int]:
+    """Seeds that every method has finished: the paired set."""
+    sets = [set(by_seed) for by_seed in runs.values()]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def measures(result: dict[str, Any]) -> dict[str, float]:
+    """One run's numbers under one metric: P, mPC, rPC, each family's mPC, each corruption's mean over severities
+    and each severity's mean over corruptions."""
+    out = {"P": result["P"], "mPC": result["mPC"], "rPC": result["rPC"]}
+    out |= {f"family:{family}": value for family, value in result["groups"].items() if family in GROUPS}
+    for name, row in result["corruptions"].items():
+        out[f"corruption:{name}"] = sum(row.values()) / len(row)
+    for severity in SEVERITIES:
+        cells = [row[str(severity)] for row in result["corruptions"].values()]
+        out[f"severity:{severity}"] = sum(cells) / len(cells)
+    return out
+
+
+def contrast_table(runs: dict, seeds: list[int], metric: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"a - b": {measure: paired difference (+ "holm_p" for families)}}`` over ``seeds``."""
+    values = {m: {s: measures(runs[m][s][metric]) for s in seeds} for m in METHODS}
+    keys = list(values["none"][seeds[0]])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for a, b in CONTRASTS:
+        rows = {
+            k: paired_difference([values[a][s][k] for s in seeds], [values[b][s][k] for s in seeds]).to_json()
+            for k in keys
+        }
+        families = [k for k in keys if k.startswith("family:")]
+        for k, p in zip(families, holm_adjusted([rows[k]["p_value"] for k in families])):
+            rows[k]["holm_p"] = p
+        out[f"{a} - {b}"] = rows
+    return out
+
+
+def verdicts(contrasts: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """The protocol's reading of the primary families (COCO AP contrasts)."""
+    out = {}
+    for family in PRIMARY_FAMILIES:
+        key = f"family:{family}"
+        vs_none, vs_random = contrasts["ia - none"][key], contrasts["ia - ia:strategy=random"][key]
+        if vs_none["ci_low"] is None or vs_random["ci_low"] is None:
+            out[family] = "not measurable (fewer than 2 complete seeds)"
+        elif vs_none["ci_low"] > 0 and vs_random["ci_low"] > 0:
+            out[family] = "IA improves robustness"
+        elif vs_none["ci_high"] < 0:
+            out[family] = "IA hurts robustness"
+        else:
+            out[family] = "not shown"
+    return out
+
+
+def sanity_rows(runs: dict) -> list[str]:
+    """Markdown: per method, the retrained runs' clean COCO AP beside the committed runs' (protocol 3)."""
+    lines = [
+        "| method | seeds | retrained clean AP (%) | committed clean AP (%) | mean difference | largest difference | "
+        "all within the sanity range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method in METHODS:
+        by_seed = runs[method]
+        if not by_seed:
+            lines.append(f"| {method} | 0 | | | | | |")
+            continue
+        new = [100 * e["clean"]["retrained"]["AP"] for e in by_seed.values()]
+        old = [100 * e["clean"]["committed"]["AP"] for e in by_seed.values()]
+        diffs = [a - b for a, b in zip(new, old)]
+        sane = all(e["clean"]["sane"] for e in by_seed.values())
+        lines.append(
+            f"| {method} | {', '.join(map(str, by_seed))} | {summarize(new).mean:.2f} | {summarize(old).mean:.2f} | "
+            f"{sum(diffs) / len(diffs):+.2f} | {max(diffs, key=abs):+.2f} | {'yes' if sane else 'NO'} |"
+        )
+    return lines
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def contrast_rows(contrasts: dict, keys: list[str], holm: bool = False) -> list[str]:
+    head = "| contrast | " + " | ".join(k.split(":")[-1] for k in keys) + " |"
+    lines = [head, "|---|" + "---|" * len(keys)]
+    for name, rows in contrasts.items():
+        cells = []
+        for k in keys:
+            cell = interval_cell(rows[k], 100.0 if k != "rPC" else 100.0)
+            if holm:
+                cell += f" (Holm p {_p(rows[k].get('holm_p'))})"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def mean_rows(runs: dict, seeds: list[int], metric: str) -> list[str]:
+    keys = ["P", "mPC", "rPC", *(f"family:{f}" for f in GROUPS)]
+    lines = ["| method | " + " | ".join(k.split(":")[-1] for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    for m in METHODS:
+        cells = []
+        for k in keys:
+            s = summarize([measures(runs[m][seed][metric])[k] for seed in seeds])
+            half = t_half_width(s.std, len(seeds))
+            cells.append(f"{100 * s.mean:.1f}" + ("" if half is None else f" ± {100 * half:.1f}"))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_contrasts(contrasts: dict, output: Path) -> Path:
+    """One panel per family (and mPC): each contrast's paired difference (COCO AP points) with its interval."""
+    panels = ["mPC", *(f"family:{f}" for f in GROUPS)]
+    colours = method_colours([a for a, _ in CONTRASTS])
+    fig = new_figure(13.0, 3.6, dpi=110)
+    axes = fig.subplots(1, len(panels))  # not sharey: the first panel alone keeps its row labels
+    for k, (ax, key) in enumerate(zip(axes, panels)):
+        groups: dict[str, list[Interval]] = {"vs none": [], "vs IA's random control": []}
+        for name, rows in contrasts.items():
+            d = rows[key]
+            low = None if d["ci_low"] is None else 100 * d["ci_low"]
+            high = None if d["ci_high"] is None else 100 * d["ci_high"]
+            group = "vs none" if name.endswith("- none") else "vs IA's random control"
+            groups[group].append(Interval(name.split(" - ")[0], 100 * d["mean"], low, high))
+        draw_intervals(ax, groups, colours, labels=k == 0)
+        ax.set_title(key.split(":")[-1] + (" (primary)" if key.split(":")[-1] in PRIMARY_FAMILIES else ""))
+        ax.set_xlabel("Δ COCO AP (points)")
+    fig.subplots_adjust(left=0.14, right=0.99, bottom=0.17, top=0.88, wspace=0.08)
+    return save_figure(fig, output)
+
+
+def plot_severity(runs: dict, seeds: list[int], output: Path) -> Path:
+    """Per family, the mean COCO AP over seeds and the family's corruptions against severity (0: clean)."""
+    colours = method_colours(list(METHODS))
+    fig = new_figure(13.0, 3.4, dpi=110)
+    axes = fig.subplots(1, len(GROUPS), sharey=True)
+    for ax, (family, members) in zip(axes, GROUPS.items()):
+        for m in METHODS:
+            curve = [sum(runs[m][s]["coco"]["P"] for s in seeds) / len(seeds)]
+            for severity in SEVERITIES:
+                cells = [runs[m][s]["coco"]["corruptions"][c][str(severity)] for s in seeds for c in members]
+                curve.append(sum(cells) / len(cells))
+            ax.plot([0, *SEVERITIES], [100 * v for v in curve], marker="o", markersize=3.5,
+                    color=colours.get(m, (0.1, 0.1, 0.1, 1.0)), label=m)  # fmt: skip
+        ax.set_title(family)
+        ax.set_xlabel("severity (0: clean)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"COCO AP (%), mean of {len(seeds)} seed(s)")
+    axes[-1].legend(fontsize=8, loc="upper right")
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.06)
+    return save_figure(fig, output)
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0]) if argv else Path("benchmarks/results/corruption-v2")
+    runs = load_runs(root)
+    seeds = complete_seeds(runs)
+    lines = [
+        "# Corruptions in the papers' regime (protocol versions 2 and 3)",
+        "",
+        f"Made by `python benchmarks/corruption_v2_report.py {root}` from the runs below (no training).",
+        "",
+        "## Runs",
+        "",
+        *sanity_rows(runs),
+        "",
+        f"Complete seeds (every detector finished): {', '.join(map(str, seeds)) or 'none yet'}; "
+        f"the protocol asks for seeds 0-4.",
+    ]
+    summary: dict[str, Any] = {"complete_seeds": seeds, "runs": {m: sorted(r) for m, r in runs.items()}}
+    if not seeds:
+        lines += ["", "No complete seed yet: no contrast can be computed."]
+    else:
+        contrasts = {metric: contrast_table(runs, seeds, metric) for metric in METRICS}
+        summary["contrasts"] = contrasts
+        summary["verdicts"] = verdicts(contrasts["coco"])
+        partial = (
+            "" if len(seeds) >= 5 else f" **Interim: {len(seeds)} of the 5 seeds the protocol asks for.**"
+        )
+        lines += ["", "## The pre-registered result (COCO AP, blur and noise families)" + partial, ""]
+        for family, verdict in summary["verdicts"].items():
+            rows = [
+                contrasts["coco"][c][f"family:{family}"] for c in ("ia - none", "ia - ia:strategy=random")
+            ]
+            lines.append(
+                f"- **{family}**: {verdict} (ia - none {interval_cell(rows[0])}, "
+                f"ia - ia:strategy=random {interval_cell(rows[1])}, points of mPC)"
+            )
+        for metric, title in METRICS.items():
+            families = [f"family:{f}" for f in GROUPS]
+            lines += [
+                "",
+                f"## {title}: means over seeds (95% intervals)",
+                "",
+                *mean_rows(runs, seeds, metric),
+            ]
+            lines += ["", f"## {title}: paired contrasts, mPC and rPC (points)", ""]
+            lines += contrast_rows(contrasts[metric], ["mPC", "rPC"])
+            lines += ["", f"## {title}: paired contrasts per family (points of mPC)", ""]
+            lines += contrast_rows(contrasts[metric], families, holm=True)
+            lines += ["", f"## {title}: paired contrasts per corruption (points, mean over severities)", ""]
+            lines += contrast_rows(contrasts[metric], [f"corruption:{c}" for c in BENCHMARK])
+        plot_contrasts(contrasts["coco"], root / "contrasts.png")
+        plot_severity(runs, seeds, root / "severity.png")
+        lines += ["", "![contrasts](contrasts.png)", "", "![severity](severity.png)"]
+    (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"{len(seeds)} complete seed(s) -> {root / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""benchmarks/corruption_v2_report.py on hand-made runs: complete seeds only, paired contrasts, the protocol's verdict."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from iadet.robustness.corruptions import BENCHMARK, GROUPS
+from iadet.robustness.metrics import performance_under_corruption
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "corruption_v2_report", ROOT / "benchmarks" / "corruption_v2_report.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_run(root: Path, method: str, seed: int, gain: dict[str, float]) -> None:
+    """A run whose every cell is 0.4 + a seed-dependent wobble + ``gain[family]``, clean AP 0.56."""
+    wobble = 0.01 * ((seed * 7) % 3)
+    family_of = {c: f for f, members in GROUPS.items() for c in members}
+    table = {
+        c: {s: 0.4 + wobble + gain.get(family_of[c], 0.0) - 0.02 * s for s in range(1, 6)} for c in BENCHMARK
+    }
+    run = root / method.replace(":", "-") / f"seed{seed}"
+    run.mkdir(parents=True)
+    for metric in ("coco", "voc07"):
+        result = {**performance_under_corruption(0.56 + wobble, table), "metric": metric}
+        (run / f"{metric}.json").write_text(json.dumps(result))
+    clean = {"retrained": {"AP": 0.56 + wobble}, "committed": {"AP": 0.56}, "sane": True}
+    (run / "clean.json").write_text(json.dumps(clean))
+
+
+def test_contrasts_pair_complete_seeds_and_give_the_protocols_verdict(tmp_path: Path) -> None:
+    report = _load()
+    gains = {
+        "none": {},
+        "ia": {"blur": 0.03, "noise": -0.02},
+        "ia-code": {},
+        "ia:strategy=random": {"blur": 0.01},
+        "cutout": {},
+    }
+    for seed in (0, 1, 2):
+        for method, gain in gains.items():
+            # seed-dependent gains give ia's contrasts a spread: blur 0.030-0.034, noise -0.05 to +0.01
+            extra = {"blur": 0.03 + 0.002 * seed, "noise": -0.05 + 0.03 * seed} if method == "ia" else {}
+            _write_run(tmp_path, method, seed, {**gain, **extra})
+    _write_run(tmp_path, "none", 3, {})  # seed 3 of `none` alone: not a complete seed
+    assert report.main([str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["complete_seeds"] == [0, 1, 2] and summary["runs"]["none"] == [0, 1, 2, 3]
+    blur = summary["contrasts"]["coco"]["ia - none"]["family:blur"]
+    assert blur["n"] == 3 and blur["mean"] == pytest.approx(0.032) and blur["ci_low"] > 0
+    assert summary["contrasts"]["coco"]["ia - ia:strategy=random"]["family:blur"]["mean"] == pytest.approx(
+        0.022
+    )
+    assert summary["contrasts"]["coco"]["cutout - none"]["mPC"]["mean"] == pytest.approx(0.0)
+    assert "holm_p" in blur
+    noise = summary["contrasts"]["coco"]["ia - none"]["family:noise"]
+    assert noise["mean"] == pytest.approx(-0.02) and noise["ci_low"] < 0 < noise["ci_high"]
+    assert summary["verdicts"] == {"blur": "IA improves robustness", "noise": "not shown"}
+    text = (tmp_path / "report.md").read_text()
+    assert "Interim: 3 of the 5 seeds" in text and "| none | 0, 1, 2, 3 |" in text
+    assert (tmp_path / "contrasts.png").is_file() and (tmp_path / "severity.png").is_file()
+
+
+def test_no_complete_seed_writes_a_report_that_says_so(tmp_path: Path) -> None:
+    report = _load()
+    _write_run(tmp_path, "none", 0, {})
+    assert report.main([str(tmp_path)]) == 0
+    assert "No complete seed yet" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "summary.json").read_text())["complete_seeds"] == []
+
+
+def test_a_verdict_of_harm_needs_ia_minus_none_below_zero() -> None:
+    report = _load()
+
+    def d(low: float, high: float) -> dict:
+        return {"ci_low": low, "ci_high": high}
+
+    contrasts = {
+        "ia - none": {"family:blur": d(-0.03, -0.01), "family:noise": d(-0.01, 0.02)},
+        "ia - ia:strategy=random": {"family:blur": d(0.01, 0.02), "family:noise": d(0.01, 0.03)},
+    }
+    assert report.verdicts(contrasts) == {"blur": "IA hurts robustness", "noise": "not shown"}
