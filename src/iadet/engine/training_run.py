@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from iadet.config import Config, config_diff, save_config
 from iadet.data.augmentations.base import ImageAugmentationParams, build_image_augmentation
 from iadet.data.catalog import data_root, open_split
-from iadet.data.dataset import DetectionDataset, collate, ignore_signals_in_worker
+from iadet.data.dataset import DetectionDataset, ignore_signals_in_worker
 from iadet.data.masks import mask_loader_for
 from iadet.data.proposals import Proposals, load_proposals
 from iadet.data.sampler import TrainBatchSampler
@@ -53,7 +53,7 @@ from iadet.engine.hooks import Checkpointer, MetricsLogger, PeriodicEvaluation, 
 from iadet.engine.inference import evaluate_split
 from iadet.engine.metrics import MetricsWriter
 from iadet.engine.output_lock import OutputLock
-from iadet.engine.rank_shards import RankShards
+from iadet.engine.rank_shards import PositionedSamples, RankShards, collate_positioned
 from iadet.engine.schedule import lr_factor, schedule_length
 from iadet.engine.signals import Interrupted, SignalFlag
 from iadet.engine.train_loop import LoadedBatch, NonFiniteLoss, Trainer
@@ -313,19 +313,18 @@ class _Run:
     def _batches(
         self, sampler: TrainBatchSampler, epoch: int, batch: int, max_iters: int
     ) -> Iterator[LoadedBatch]:
-        """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, with their position."""
+        """The sampler's batches from ``(epoch, batch)`` on, loaded by one DataLoader, each with its position."""
         rank, world = dist.rank(), dist.world_size()
         loader = DataLoader(
-            self._dataset(),
+            PositionedSamples(self._dataset()),
             batch_sampler=RankShards(sampler, epoch, batch, rank, world, max_iters),
             num_workers=self.config.data.num_workers,
-            collate_fn=collate,
+            collate_fn=collate_positioned,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # never draw from the global RNG (exact resume)
             worker_init_fn=ignore_signals_in_worker,
         )
-        for (e, b, _), (images, targets) in zip(sampler.iterate(epoch, batch), loader):
-            yield e, b, images, targets
+        yield from loader
 
     def _dataset(self) -> DetectionDataset:
         split, config = self.train_split, self.config
