@@ -100,11 +100,12 @@ Plan = tuple[Tensor, Tensor]
 """What one call erases: ``(written, values)``, ``(C, H, W)`` bool and ``(C, H, W)`` float in [0, 1]."""
 
 
-def _uniform(g: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+def draw_uniform(g: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    """Uniform in ``[low, high)``, one float64 draw from ``g``."""
     return low + (high - low) * float(torch.rand((), generator=g, dtype=torch.float64))
 
 
-def _randint(g: torch.Generator, low: int, high: int) -> int:
+def draw_int(g: torch.Generator, low: int, high: int) -> int:
     """Uniform in ``[low, high)``."""
     return int(torch.randint(low, high, (), generator=g))
 

@@ -12,8 +12,8 @@ from iadet.config.methods import check_in_range, check_non_negative, register_pr
 from iadet.data.augmentations.base import (
     ImageAugmentationParams,
     ImageSpaceTransform,
-    _randint,
-    _uniform,
+    draw_int,
+    draw_uniform,
     fill_values,
 )
 from iadet.errors import ConfigError
@@ -87,11 +87,11 @@ class Cutout(ImageSpaceTransform, params=CutoutParams):
         """``holes`` squares whose centres are uniform over the image, clipped at its border (so a square may
         be partly outside), with probability ``probability``."""
         c, height, width = image.shape
-        if _uniform(g) >= self.params.probability:
+        if draw_uniform(g) >= self.params.probability:
             return image
         side = self.params.size_px or max(int(round(self.params.size * min(height, width))), 1)
         for _ in range(self.params.holes):
-            cy, cx = _randint(g, 0, height), _randint(g, 0, width)
+            cy, cx = draw_int(g, 0, height), draw_int(g, 0, width)
             top, bottom = max(cy - side // 2, 0), min(cy - side // 2 + side, height)
             left, right = max(cx - side // 2, 0), min(cx - side // 2 + side, width)
             if bottom > top and right > left:

@@ -13,8 +13,8 @@ from iadet.config.methods import check_in_range, check_one_of, register_preset
 from iadet.data.augmentations.base import (
     ImageAugmentationParams,
     ImageSpaceTransform,
-    _randint,
-    _uniform,
+    draw_int,
+    draw_uniform,
     fill_values,
 )
 from iadet.errors import ConfigError
@@ -128,12 +128,12 @@ class GridMask(ImageSpaceTransform, params=GridMaskParams):
     def dropped(self, height: int, width: int, g: torch.Generator) -> Tensor:
         """``(H, W)`` bool: the dropped pixels."""
         d_max = self.params.d_max or min(height, width)
-        d = _randint(g, self.params.d_min, max(d_max, self.params.d_min + 1))
+        d = draw_int(g, self.params.d_min, max(d_max, self.params.d_min + 1))
         keep = min(math.ceil(d * self.params.ratio), d)
-        angle = _uniform(g, 0.0, self.params.rotate) if self.params.rotate else 0.0
+        angle = draw_uniform(g, 0.0, self.params.rotate) if self.params.rotate else 0.0
         # a grid over a square that covers the image under any rotation, then rotated and centre-cropped
         side = math.ceil(math.hypot(height, width)) if angle else max(height, width)
-        offset_y, offset_x = _randint(g, 0, d), _randint(g, 0, d)
+        offset_y, offset_x = draw_int(g, 0, d), draw_int(g, 0, d)
         rows = (torch.arange(side) + d - offset_y) % d >= keep
         cols = (torch.arange(side) + d - offset_x) % d >= keep
         grid = rows[:, None] & cols[None, :]
@@ -147,7 +147,7 @@ class GridMask(ImageSpaceTransform, params=GridMaskParams):
         ``ceil(r d)`` wide kept and the squares between them dropped, with a probability that ramps linearly to
         ``probability`` over the run (``progress``)."""
         p = self.params.probability * (min(max(progress, 0.0), 1.0) if self.params.ramp == "linear" else 1.0)
-        if _uniform(g) >= p:
+        if draw_uniform(g) >= p:
             return image
         c, h, w = image.shape
         return torch.where(self.dropped(h, w, g), fill_values(self.params.fill, c, h, w, g), image)

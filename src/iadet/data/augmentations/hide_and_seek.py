@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from iadet.config.methods import check_in_range, register_preset
-from iadet.data.augmentations.base import ImageAugmentationParams, ImageSpaceTransform, _randint, fill_values
+from iadet.data.augmentations.base import ImageAugmentationParams, ImageSpaceTransform, draw_int, fill_values
 from iadet.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class HideAndSeek(ImageSpaceTransform, params=HideAndSeekParams):
     def hidden(self, height: int, width: int, g: torch.Generator) -> Tensor:
         """``(H, W)`` bool: the hidden pixels."""
         sizes = self.params.grid_sizes
-        size = sizes[_randint(g, 0, len(sizes))]
+        size = sizes[draw_int(g, 0, len(sizes))]
         if size == 0:
             return torch.zeros(height, width, dtype=torch.bool)
         rows, cols = math.ceil(height / size), math.ceil(width / size)

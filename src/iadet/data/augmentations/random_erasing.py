@@ -15,8 +15,8 @@ from iadet.config.methods import check_in_range, check_one_of, register_preset
 from iadet.data.augmentations.base import (
     ImageAugmentationParams,
     ImageSpaceTransform,
-    _randint,
-    _uniform,
+    draw_int,
+    draw_uniform,
     fill_values,
 )
 from iadet.errors import ConfigError
@@ -82,12 +82,12 @@ def erasing_rectangle(
     """
     area = height * width
     for _ in range(MAX_TRIES):
-        target = _uniform(g, params.area_min, params.area_max) * area
-        aspect = _uniform(g, params.aspect_min, 1.0 / params.aspect_min)
+        target = draw_uniform(g, params.area_min, params.area_max) * area
+        aspect = draw_uniform(g, params.aspect_min, 1.0 / params.aspect_min)
         h = int(round(math.sqrt(target * aspect)))
         w = int(round(math.sqrt(target / aspect)))
         if 0 < h < height and 0 < w < width:
-            return _randint(g, 0, height - h + 1), _randint(g, 0, width - w + 1), h, w
+            return draw_int(g, 0, height - h + 1), draw_int(g, 0, width - w + 1), h, w
     return None
 
 
@@ -146,7 +146,7 @@ class RandomErasing(ImageSpaceTransform, params=RandomErasingParams):
     # --- the sampling (what ``iadet train`` runs) ---------------------------------------------
 
     def _erase_region(self, image: Tensor, g: torch.Generator, top: int, left: int, h: int, w: int) -> Tensor:
-        if _uniform(g) >= self.params.probability or h < 2 or w < 2:
+        if draw_uniform(g) >= self.params.probability or h < 2 or w < 2:
             return image
         rect = erasing_rectangle(g, h, w, self.params)
         if rect is None:
