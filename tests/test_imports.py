@@ -1,6 +1,6 @@
 """The package's import graph: no circles, and each layer imports only from the layers below it.
 
-config -> data -> (evaluation, modeling) -> engine -> (robustness, visualization, export) -> benchmark -> cli,
+config -> data -> pretraining -> (evaluation, modeling) -> engine -> (robustness, visualization, export) -> benchmark -> cli,
 with errors / serialization / figures under everything. Imports inside functions count too.
 """
 
@@ -18,6 +18,7 @@ LAYERS = {
     "plotting": 0,
     "config": 1,
     "data": 2,
+    "pretraining": 2.5,
     "evaluation": 3,
     "modeling": 3,
     "engine": 4,

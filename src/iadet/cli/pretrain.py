@@ -8,7 +8,7 @@ from iadet.cli.common import output_dir, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from iadet.modeling.pretrain import PRETRAINABLE, PretrainConfig
+    from iadet.pretraining import PRETRAINABLE, PretrainConfig
 
     default = PretrainConfig()
     p = sub.add_parser(
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iadet.modeling import backbones
-    from iadet.modeling.pretrain import PRETRAINABLE, PretrainConfig, pretrain
+    from iadet.pretraining import PRETRAINABLE, PretrainConfig, pretrain
 
     cfg = PretrainConfig(
         backbone=args.backbone,

@@ -59,8 +59,8 @@ from torchvision.ops import MultiScaleRoIAlign, roi_pool
 from torchvision.ops import misc as misc_nn_ops
 
 from iadet.config.schema import ModelConfig
-from iadet.modeling.pretrain import freeze_tiny
 from iadet.modeling.weights import load_backbone_weights
+from iadet.pretraining import freeze_tiny
 
 
 @dataclass

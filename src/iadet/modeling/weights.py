@@ -57,13 +57,13 @@ def read_state_dict(spec: str) -> dict[str, torch.Tensor]:
 
 BUILTIN = "builtin"
 """``model.backbone_weights=builtin``: the built-in pretrained weights, made on first use and cached
-(:func:`iadet.modeling.pretrain.builtin_weights`; an existing file of that name wins)."""
+(:func:`iadet.pretraining.builtin_weights`; an existing file of that name wins)."""
 
 
 def load_backbone_weights(module: nn.Module, spec: str) -> None:
     """Load ImageNet classification weights into a backbone trunk; classifier keys are skipped."""
     if spec == BUILTIN and not Path(spec).exists():
-        from iadet.modeling.pretrain import builtin_weights
+        from iadet.pretraining import builtin_weights
 
         spec = str(builtin_weights(module))
     state = read_state_dict(spec)

@@ -12,17 +12,17 @@ import pytest
 import torch
 from torch import nn
 
+from iadet import pretraining as pt
 from iadet.cli import main
 from iadet.config.schema import ModelConfig
 from iadet.errors import ConfigError
-from iadet.modeling import pretrain as pt
 from iadet.modeling.backbones import TinyBackbone
 from iadet.modeling.detector import build_model
 from iadet.modeling.weights import load_backbone_weights
 from iadet.serialization import load_file
 
 SHORT = {"train_images": 128, "val_images": 58, "epochs": 2, "batch_size": 32, "warmup_iters": 2}
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _short(**changes) -> pt.PretrainConfig:

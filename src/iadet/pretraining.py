@@ -17,9 +17,9 @@ re-initialised from the seed, the images are pure functions of (seed, split, ind
 augmentation come from a seeded ``torch.Generator``, deterministic algorithms are on and the
 thread count is fixed by the config (reductions may split differently on another count).
 
-This sits in ``modeling`` rather than ``engine`` so that ``model.backbone_weights=builtin``
-(resolved in :mod:`iadet.modeling.weights`) can make the weights without importing upwards;
-it does not import :mod:`iadet.modeling.backbones`: callers pass a trunk instance.
+A second training loop (a classifier's, not a detector's), so a module of its own, on a layer of its own between
+the data and the models: ``model.backbone_weights=builtin`` (resolved in :mod:`iadet.modeling.weights`) makes the
+weights through it without the engine. It imports no model code: callers pass a trunk instance.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ PRETRAINABLE: dict[str, str] = {"tiny": "TinyBackbone"}
 TINY_STAGE_STARTS = (0, 3, 6, 9, 12)
 """Index in :class:`~iadet.modeling.backbones.TinyBackbone` of each of its five conv blocks (conv, norm, ReLU)."""
 
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data" / "builtin"
+BUNDLED_DIR = Path(__file__).resolve().parent / "data" / "builtin"
 """Where small, reproducible pretrained weights ship with the package (``<backbone>-<fingerprint>.pth``)."""
 
 _MEAN = (0.485, 0.456, 0.406)
