@@ -213,6 +213,8 @@ def plot_severity(runs: dict, seeds: list[int], output: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path("benchmarks/results/corruption-v2")
+    if not root.is_dir():
+        raise SystemExit(f"error: {root} is not a directory of corruption_v2.sh results")
     runs = load_runs(root)
     seeds = complete_seeds(runs)
     lines = [

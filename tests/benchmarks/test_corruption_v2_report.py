@@ -80,6 +80,11 @@ def test_no_complete_seed_writes_a_report_that_says_so(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text())["complete_seeds"] == []
 
 
+def test_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="is not a directory"):
+        _load().main([str(tmp_path / "nowhere")])
+
+
 def test_a_verdict_of_harm_needs_ia_minus_none_below_zero() -> None:
     report = _load()
 
