@@ -7,8 +7,8 @@ writes, beside them, ``report.md``, ``summary.json`` and ``contrasts.png`` (per 
 difference with its 95% interval) and ``severity.png`` (mean COCO AP against severity per family and method).
 No training, no evaluation: it can run at any time, on whatever has finished.
 
-Only *complete* seeds enter the contrasts: seeds for which every detector has finished (the pairing is by seed).
-Contrasts, each paired by seed with a 95% Student-t interval: every method - ``none``, and ``ia`` -
+Each contrast pairs its two detectors by seed over the seeds both have finished (``n`` says how many; the runs go
+seed-major, the three detectors of the primary contrasts first). Contrasts, each paired by seed with a 95% Student-t interval: every method - ``none``, and ``ia`` -
 ``ia:strategy=random``; on mPC, rPC, each family's mPC (Holm-adjusted over the 4 families within a contrast) and
 each corruption's mean over severities; for COCO AP (primary) and VOC07 mAP. The verdict is the protocol's:
 on the blur and the noise family's mPC (COCO AP), IA "improves" robustness when both ``ia - none`` and ``ia -
@@ -80,20 +80,26 @@ def measures(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def contrast_table(runs: dict, seeds: list[int], metric: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"a - b": {measure: paired difference (+ "holm_p" for families)}}`` over ``seeds``."""
-    values = {m: {s: measures(runs[m][s][metric]) for s in seeds} for m in METHODS}
-    keys = list(values["none"][seeds[0]])
+def common_seeds(runs: dict, a: str, b: str) -> list[int]:
+    """The seeds both ``a`` and ``b`` have finished: a contrast's pairs."""
+    return sorted(set(runs[a]) & set(runs[b]))
+
+
+def contrast_table(runs: dict, metric: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"a - b": {measure: paired difference (+ "holm_p" for families)}}``, each over its common seeds
+    (contrasts without two common seeds are left out)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for a, b in CONTRASTS:
-        rows = {
-            k: paired_difference([values[a][s][k] for s in seeds], [values[b][s][k] for s in seeds]).to_json()
-            for k in keys
-        }
-        families = [k for k in keys if k.startswith("family:")]
+        seeds = common_seeds(runs, a, b)
+        if not seeds:
+            continue
+        va = [measures(runs[a][s][metric]) for s in seeds]
+        vb = [measures(runs[b][s][metric]) for s in seeds]
+        rows = {k: paired_difference([v[k] for v in va], [v[k] for v in vb]).to_json() for k in va[0]}
+        families = [k for k in rows if k.startswith("family:")]
         for k, p in zip(families, holm_adjusted([rows[k]["p_value"] for k in families])):
             rows[k]["holm_p"] = p
-        out[f"{a} - {b}"] = rows
+        out[f"{a} - {b}"] = {**rows, "seeds": seeds}  # type: ignore[dict-item]
     return out
 
 
@@ -102,9 +108,12 @@ def verdicts(contrasts: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
     out = {}
     for family in PRIMARY_FAMILIES:
         key = f"family:{family}"
+        if "ia - none" not in contrasts or "ia - ia:strategy=random" not in contrasts:
+            out[family] = "not measurable (the primary contrasts have no common seed yet)"
+            continue
         vs_none, vs_random = contrasts["ia - none"][key], contrasts["ia - ia:strategy=random"][key]
         if vs_none["ci_low"] is None or vs_random["ci_low"] is None:
-            out[family] = "not measurable (fewer than 2 complete seeds)"
+            out[family] = "not measurable (fewer than 2 seeds)"
         elif vs_none["ci_low"] > 0 and vs_random["ci_low"] > 0:
             out[family] = "IA improves robustness"
         elif vs_none["ci_high"] < 0:
@@ -142,29 +151,35 @@ def _p(value: float | None) -> str:
 
 
 def contrast_rows(contrasts: dict, keys: list[str], holm: bool = False) -> list[str]:
-    head = "| contrast | " + " | ".join(k.split(":")[-1] for k in keys) + " |"
-    lines = [head, "|---|" + "---|" * len(keys)]
+    head = "| contrast | seeds | " + " | ".join(k.split(":")[-1] for k in keys) + " |"
+    lines = [head, "|---|---|" + "---|" * len(keys)]
     for name, rows in contrasts.items():
         cells = []
         for k in keys:
-            cell = interval_cell(rows[k], 100.0 if k != "rPC" else 100.0)
+            cell = interval_cell(rows[k])
             if holm:
                 cell += f" (Holm p {_p(rows[k].get('holm_p'))})"
             cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {len(rows['seeds'])} | " + " | ".join(cells) + " |")
     return lines
 
 
-def mean_rows(runs: dict, seeds: list[int], metric: str) -> list[str]:
+def mean_rows(runs: dict, metric: str) -> list[str]:
+    """Markdown: per detector, over its finished seeds, the mean and 95% interval of P, mPC, rPC and the families."""
     keys = ["P", "mPC", "rPC", *(f"family:{f}" for f in GROUPS)]
-    lines = ["| method | " + " | ".join(k.split(":")[-1] for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    lines = [
+        "| method | seeds | " + " | ".join(k.split(":")[-1] for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
     for m in METHODS:
+        if not runs[m]:
+            continue
         cells = []
         for k in keys:
-            s = summarize([measures(runs[m][seed][metric])[k] for seed in seeds])
-            half = t_half_width(s.std, len(seeds))
+            s = summarize([measures(result[metric])[k] for result in runs[m].values()])
+            half = t_half_width(s.std, len(runs[m]))
             cells.append(f"{100 * s.mean:.1f}" + ("" if half is None else f" ± {100 * half:.1f}"))
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append(f"| {m} | {len(runs[m])} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -178,10 +193,13 @@ def plot_contrasts(contrasts: dict, output: Path) -> Path:
         groups: dict[str, list[Interval]] = {"vs none": [], "vs IA's random control": []}
         for name, rows in contrasts.items():
             d = rows[key]
+            name = f"{name} (n={len(rows['seeds'])})"
             low = None if d["ci_low"] is None else 100 * d["ci_low"]
             high = None if d["ci_high"] is None else 100 * d["ci_high"]
-            group = "vs none" if name.endswith("- none") else "vs IA's random control"
-            groups[group].append(Interval(name.split(" - ")[0], 100 * d["mean"], low, high))
+            group = "vs none" if " - none " in name else "vs IA's random control"
+            groups[group].append(
+                Interval(name.split(" - ")[0] + name[name.index(" (") :], 100 * d["mean"], low, high)
+            )
         draw_intervals(ax, groups, colours, labels=k == 0)
         ax.set_title(key.split(":")[-1] + (" (primary)" if key.split(":")[-1] in PRIMARY_FAMILIES else ""))
         ax.set_xlabel("Δ COCO AP (points)")
@@ -189,13 +207,15 @@ def plot_contrasts(contrasts: dict, output: Path) -> Path:
     return save_figure(fig, output)
 
 
-def plot_severity(runs: dict, seeds: list[int], output: Path) -> Path:
-    """Per family, the mean COCO AP over seeds and the family's corruptions against severity (0: clean)."""
+def plot_severity(runs: dict, output: Path) -> Path:
+    """Per family, the mean COCO AP over each detector's finished seeds and the family's corruptions against
+    severity (0: clean)."""
     colours = method_colours(list(METHODS))
     fig = new_figure(13.0, 3.4, dpi=110)
     axes = fig.subplots(1, len(GROUPS), sharey=True)
     for ax, (family, members) in zip(axes, GROUPS.items()):
-        for m in METHODS:
+        for m in (m for m in METHODS if runs[m]):
+            seeds = list(runs[m])
             curve = [sum(runs[m][s]["coco"]["P"] for s in seeds) / len(seeds)]
             for severity in SEVERITIES:
                 cells = [runs[m][s]["coco"]["corruptions"][c][str(severity)] for s in seeds for c in members]
@@ -205,7 +225,7 @@ def plot_severity(runs: dict, seeds: list[int], output: Path) -> Path:
         ax.set_title(family)
         ax.set_xlabel("severity (0: clean)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"COCO AP (%), mean of {len(seeds)} seed(s)")
+    axes[0].set_ylabel("COCO AP (%), mean over seeds")
     axes[-1].legend(fontsize=8, loc="upper right")
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.06)
     return save_figure(fig, output)
@@ -226,36 +246,29 @@ def main(argv: list[str]) -> int:
         "",
         *sanity_rows(runs),
         "",
-        f"Complete seeds (every detector finished): {', '.join(map(str, seeds)) or 'none yet'}; "
-        f"the protocol asks for seeds 0-4.",
+        f"Seeds every detector has finished: {', '.join(map(str, seeds)) or 'none yet'}; the protocol asks for "
+        "seeds 0-4.",
     ]
     summary: dict[str, Any] = {"complete_seeds": seeds, "runs": {m: sorted(r) for m, r in runs.items()}}
-    if not seeds:
-        lines += ["", "No complete seed yet: no contrast can be computed."]
+    contrasts = {metric: contrast_table(runs, metric) for metric in METRICS}
+    if not contrasts["coco"]:
+        lines += ["", "No two detectors share a finished seed yet: no contrast can be computed."]
     else:
-        contrasts = {metric: contrast_table(runs, seeds, metric) for metric in METRICS}
         summary["contrasts"] = contrasts
         summary["verdicts"] = verdicts(contrasts["coco"])
-        partial = (
-            "" if len(seeds) >= 5 else f" **Interim: {len(seeds)} of the 5 seeds the protocol asks for.**"
-        )
+        fewest = min(len(rows["seeds"]) for rows in contrasts["coco"].values())
+        partial = "" if fewest >= 5 else " **Interim: fewer than the 5 seeds the protocol asks for.**"
         lines += ["", "## The pre-registered result (COCO AP, blur and noise families)" + partial, ""]
         for family, verdict in summary["verdicts"].items():
-            rows = [
-                contrasts["coco"][c][f"family:{family}"] for c in ("ia - none", "ia - ia:strategy=random")
+            parts = [
+                f"{c} {interval_cell(contrasts['coco'][c][f'family:{family}'])} over {len(contrasts['coco'][c]['seeds'])} seeds"
+                for c in ("ia - none", "ia - ia:strategy=random")
+                if c in contrasts["coco"]
             ]
-            lines.append(
-                f"- **{family}**: {verdict} (ia - none {interval_cell(rows[0])}, "
-                f"ia - ia:strategy=random {interval_cell(rows[1])}, points of mPC)"
-            )
+            lines.append(f"- **{family}**: {verdict} ({'; '.join(parts)}; points of mPC)")
         for metric, title in METRICS.items():
             families = [f"family:{f}" for f in GROUPS]
-            lines += [
-                "",
-                f"## {title}: means over seeds (95% intervals)",
-                "",
-                *mean_rows(runs, seeds, metric),
-            ]
+            lines += ["", f"## {title}: means over seeds (95% intervals)", "", *mean_rows(runs, metric)]
             lines += ["", f"## {title}: paired contrasts, mPC and rPC (points)", ""]
             lines += contrast_rows(contrasts[metric], ["mPC", "rPC"])
             lines += ["", f"## {title}: paired contrasts per family (points of mPC)", ""]
@@ -263,7 +276,7 @@ def main(argv: list[str]) -> int:
             lines += ["", f"## {title}: paired contrasts per corruption (points, mean over severities)", ""]
             lines += contrast_rows(contrasts[metric], [f"corruption:{c}" for c in BENCHMARK])
         plot_contrasts(contrasts["coco"], root / "contrasts.png")
-        plot_severity(runs, seeds, root / "severity.png")
+        plot_severity(runs, root / "severity.png")
         lines += ["", "![contrasts](contrasts.png)", "", "![severity](severity.png)"]
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
