@@ -280,7 +280,10 @@ def main(argv: list[str]) -> int:
         lines += ["", "![contrasts](contrasts.png)", "", "![severity](severity.png)"]
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(f"{len(seeds)} complete seed(s) -> {root / 'report.md'}")
+    primary = contrasts["coco"].get("ia - none", {}).get("seeds", [])
+    print(
+        f"ia - none over {len(primary)} seed(s), {len(seeds)} finished by every detector -> {root / 'report.md'}"
+    )
     return 0
 
 
