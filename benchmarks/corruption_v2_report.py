@@ -203,7 +203,7 @@ def plot_contrasts(contrasts: dict, output: Path) -> Path:
         draw_intervals(ax, groups, colours, labels=k == 0)
         ax.set_title(key.split(":")[-1] + (" (primary)" if key.split(":")[-1] in PRIMARY_FAMILIES else ""))
         ax.set_xlabel("Δ COCO AP (points)")
-    fig.subplots_adjust(left=0.14, right=0.99, bottom=0.17, top=0.88, wspace=0.08)
+    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.17, top=0.88, wspace=0.1)
     return save_figure(fig, output)
 
 
