@@ -174,9 +174,10 @@ def mean_rows(runs: dict, metric: str) -> list[str]:
     for m in METHODS:
         if not runs[m]:
             continue
+        per_run = [measures(result[metric]) for result in runs[m].values()]
         cells = []
         for k in keys:
-            s = summarize([measures(result[metric])[k] for result in runs[m].values()])
+            s = summarize([values[k] for values in per_run])
             half = t_half_width(s.std, len(runs[m]))
             cells.append(f"{100 * s.mean:.1f}" + ("" if half is None else f" ± {100 * half:.1f}"))
         lines.append(f"| {m} | {len(runs[m])} | " + " | ".join(cells) + " |")

@@ -21,8 +21,8 @@ from iadet.comparison.summaries import (
     BASELINE,
     METRIC_NAMES,
     METRIC_TITLES,
-    _excludes_zero,
-    _pct,
+    excludes_zero,
+    pct,
     per_class_deltas,
     primary_metric,
     primary_paired,
@@ -42,7 +42,7 @@ def spread_cell(value: dict[str, Any], scale: float = 100.0, digits: int = 1) ->
 
 
 def _mark(d: dict[str, Any]) -> str:
-    return " *" if _excludes_zero(d) else ""
+    return " *" if excludes_zero(d) else ""
 
 
 def interval_cell(d: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
@@ -190,7 +190,7 @@ def errors_table(results: dict[str, Any], split: str) -> str | None:
     kinds = list(rows[0][1])
     lines = ["| method | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for m, errors in rows:
-        lines.append(f"| {m} | " + " | ".join(_pct(errors[k]["mean"]) for k in kinds) + " |")
+        lines.append(f"| {m} | " + " | ".join(pct(errors[k]["mean"]) for k in kinds) + " |")
     return "\n".join(lines)
 
 
@@ -234,7 +234,7 @@ def per_class_table(results: dict[str, Any], split: str) -> str:
     classes = list(results["methods"][methods[0]]["per_class"].get(split, {}))
     lines = ["| class | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for c in classes:
-        cells = [_pct(results["methods"][m]["per_class"][split][c]["mean"]) for m in methods]
+        cells = [pct(results["methods"][m]["per_class"][split][c]["mean"]) for m in methods]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -22,8 +22,8 @@ from iadet.comparison.summaries import (
     BASELINE,
     METRIC_NAMES,
     METRIC_TITLES,
-    _excludes_zero,
-    _pct,
+    excludes_zero,
+    pct,
     per_class_deltas,
     primary_metric,
     primary_paired,
@@ -112,7 +112,7 @@ def forest_figure(results: dict[str, Any], colours: dict[str, Any] | None = None
     for k, (ax, split) in enumerate(zip(axes, splits)):
         draw_intervals(ax, panels[split], colours, labels=k == 0)
         base = primary_summary(results["methods"][BASELINE], split, metric)
-        ax.set_title(f"{split}\n(none: {_pct(base['mean'])})", fontsize=10)
+        ax.set_title(f"{split}\n(none: {pct(base['mean'])})", fontsize=10)
         ax.set_xlabel(f"Δ {METRIC_NAMES[metric]} vs none (points)", fontsize=9)
         ax.tick_params(axis="x", labelsize=8.5)
     fig.suptitle(
@@ -307,7 +307,7 @@ def per_class_delta_figure(results: dict[str, Any], colours: dict[str, Any] | No
                 d = deltas.get(m, {}).get(c)
                 if d is not None:
                     values[i, j] = 100 * d["mean"]
-                    marked[i, j] = _excludes_zero(d)
+                    marked[i, j] = excludes_zero(d)
         tables[split] = (values, marked)
     limit = max(1.0, float(np.nanmax([np.nanmax(np.abs(v)) for v, _ in tables.values()])))
     fig = new_figure(min(11.5, 2.8 + 0.5 * len(classes) * len(splits)), 1.7 + 0.3 * len(methods),
@@ -318,7 +318,7 @@ def per_class_delta_figure(results: dict[str, Any], colours: dict[str, Any] | No
     for k, (ax, split) in enumerate(zip(axes, splits)):
         values, marked = tables[split]
         base = results["methods"][BASELINE]["per_class"][split]
-        columns = [f"{c}\n{_pct(base[c]['mean'])}" for c in classes]
+        columns = [f"{c}\n{pct(base[c]['mean'])}" for c in classes]
         image = draw_heatmap(ax, values, methods if k == 0 else [""] * len(methods), columns, cmap="RdBu",
                              vmin=-limit, vmax=limit, marked=marked, fmt=compact_number, fontsize=7,
                              row_colours=colours, separators=family_starts(groups))  # fmt: skip

@@ -18,7 +18,8 @@ def seeds_of(value: dict[str, Any]) -> int | None:
     return value.get("n")
 
 
-def _excludes_zero(d: dict[str, Any]) -> bool:
+def excludes_zero(d: dict[str, Any]) -> bool:
+    """Whether a paired difference's 95% interval excludes 0 (False without an interval)."""
     return d["ci_low"] is not None and (d["ci_low"] > 0 or d["ci_high"] < 0)
 
 
@@ -76,7 +77,8 @@ def per_class_deltas(results: dict[str, Any], split: str) -> dict[str, dict[str,
     return out
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A fraction in percent with one decimal, ``n/a`` for None."""
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
