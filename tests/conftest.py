@@ -153,3 +153,14 @@ def train_args(root: Path, out: Path, *extra: str) -> list[str]:
     for o in tiny_overrides(root, 1) + list(extra):
         args += ["--set", o]
     return args
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,16 +10,11 @@ import pytest
 from iadet.robustness.corruptions import BENCHMARK, GROUPS
 from iadet.robustness.metrics import performance_under_corruption
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        "corruption_v2_report", ROOT / "benchmarks" / "corruption_v2_report.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("corruption_v2_report")
 
 
 def _write_run(root: Path, method: str, seed: int, gain: dict[str, float]) -> None:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        "finetune_controls", ROOT / "benchmarks" / "finetune_controls.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("finetune_controls")
 
 
 def _method(ap: list[float], share: list[float]) -> dict:

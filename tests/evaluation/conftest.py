@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,16 +11,13 @@ import pytest
 
 from iadet.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def reference():
     """``benchmarks/voc_eval_speed.py``, whose ``reference_voc_eval`` is the devkit loop, ported plainly."""
-    spec = importlib.util.spec_from_file_location("voc_eval_speed", REPO / "benchmarks" / "voc_eval_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from conftest import load_benchmark
+
+    return load_benchmark("voc_eval_speed")
 
 
 def xml_text(objects: list[dict]) -> str:
