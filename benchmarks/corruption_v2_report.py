@@ -212,7 +212,7 @@ def plot_severity(runs: dict, output: Path) -> Path:
     """Per family, the mean COCO AP over each detector's finished seeds and the family's corruptions against
     severity (0: clean)."""
     colours = method_colours(list(METHODS))
-    fig = new_figure(13.0, 3.4, dpi=110)
+    fig = new_figure(13.0, 3.8, dpi=110)
     axes = fig.subplots(1, len(GROUPS), sharey=True)
     for ax, (family, members) in zip(axes, GROUPS.items()):
         for m in (m for m in METHODS if runs[m]):
@@ -222,13 +222,14 @@ def plot_severity(runs: dict, output: Path) -> Path:
                 cells = [runs[m][s]["coco"]["corruptions"][c][str(severity)] for s in seeds for c in members]
                 curve.append(sum(cells) / len(cells))
             ax.plot([0, *SEVERITIES], [100 * v for v in curve], marker="o", markersize=3.5,
-                    color=colours.get(m, (0.1, 0.1, 0.1, 1.0)), label=m)  # fmt: skip
+                    color=colours.get(m, (0.1, 0.1, 0.1, 1.0)), label=f"{m} (n={len(seeds)})")  # fmt: skip
         ax.set_title(family)
         ax.set_xlabel("severity (0: clean)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("COCO AP (%), mean over seeds")
-    axes[-1].legend(fontsize=8, loc="upper right")
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.9, wspace=0.06)
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend, below the panels, over no data
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.27, top=0.9, wspace=0.06)
     return save_figure(fig, output)
 
 

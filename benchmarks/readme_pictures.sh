@@ -7,7 +7,9 @@
 #      parts.json); the post-hoc control's report (benchmarks/results/finetune-posthoc) the same way;
 #    - the from-scratch comparison's report (benchmarks/results/full), from its committed results.json (its runs are
 #      not committed);
-#    - docs/images/occlusion.png, from the committed sweep benchmarks/results/occlusion_curve.json.
+#    - docs/images/occlusion.png, from the committed sweep benchmarks/results/occlusion_curve.json;
+#    - "Under blur and noise": benchmarks/results/corruption-v2/contrasts.png (and severity.png, report.md), by
+#      benchmarks/corruption_v2_report.py from the committed per-run corruption results.
 # 2. Pictures of trained detectors, only with --checkpoints: they need the seed-0 `none` and `ia` weights of the
 #    from-scratch comparison (`bash benchmarks/full_comparison.sh`, ~80 min on 2 cores; weights are not committed)
 #    and a quick IA run that records its attention (trained here if missing, ~10 min): attention.png (Fig. 1/2),
@@ -88,4 +90,5 @@ curves = {
 }
 plot_occlusion(curves, "docs/images/occlusion.png")
 PY
-ls -l benchmarks/results/finetune/*.png $IMAGES/occlusion.png
+$PY benchmarks/corruption_v2_report.py benchmarks/results/corruption-v2 >/dev/null
+ls -l benchmarks/results/finetune/*.png benchmarks/results/corruption-v2/*.png $IMAGES/occlusion.png

@@ -78,3 +78,11 @@ def test_every_link_of_the_readme_and_docs_resolves():
                 if fragment not in anchors:
                     bad.append(f"{page.name}: {target}")
     assert bad == []
+
+
+def test_every_readme_picture_is_redrawn_by_readme_pictures_sh():
+    """Issue 28's contract: `benchmarks/readme_pictures.sh` names (and so redraws) every picture the README shows."""
+    script = (ROOT / "benchmarks" / "readme_pictures.sh").read_text()
+    pictures = re.findall(r"!\[[^]]*\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())
+    assert pictures, "the README shows no picture"
+    assert [p for p in pictures if p not in script] == []
