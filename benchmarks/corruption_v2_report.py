@@ -55,10 +55,43 @@ def load_runs(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
             if not all(f.is_file() for f in files.values()):
                 continue
             entry = {name: json.loads(f.read_text()) for name, f in files.items()}
-            if not all(entry[m].get("complete") for m in METRICS):
+            if not entry["clean"].get("sane") or not all(entry[m].get("complete") for m in METRICS):
                 continue
             runs[method][int(seed_dir.name[4:])] = entry
     return runs
+
+
+def rejected_runs(root: Path) -> list[dict[str, Any]]:
+    """The retrained runs whose clean COCO AP fell outside the sanity range (protocol 3): reported, never used."""
+    rejected = []
+    for method in METHODS:
+        for clean_file in sorted((root / run_dir(method)).glob("seed*/clean.json")):
+            clean = json.loads(clean_file.read_text())
+            if not clean.get("sane"):
+                seed = int(clean_file.parent.name[4:])
+                rejected.append(
+                    {
+                        "method": method,
+                        "seed": seed,
+                        **{k: clean[k] for k in ("retrained", "committed", "sane_range_AP")},
+                    }
+                )
+    return rejected
+
+
+def rejected_rows(rejected: list[dict[str, Any]]) -> list[str]:
+    """Markdown: each rejected run's clean COCO AP beside the committed run's and the range it missed."""
+    lines = [
+        "| method | seed | retrained clean AP (%) | committed clean AP (%) | sanity range (%) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in rejected:
+        low, high = (100 * v for v in r["sane_range_AP"])
+        lines.append(
+            f"| {r['method']} | {r['seed']} | {100 * r['retrained']['AP']:.2f} | {100 * r['committed']['AP']:.2f} | "
+            f"{low:.2f}-{high:.2f} |"
+        )
+    return lines
 
 
 def complete_seeds(runs: dict[str, dict[int, Any]]) -> list[int]:
@@ -188,7 +221,7 @@ def plot_contrasts(contrasts: dict, output: Path) -> Path:
     """One panel per family (and mPC): each contrast's paired difference (COCO AP points) with its interval."""
     panels = ["mPC", *(f"family:{f}" for f in GROUPS)]
     colours = method_colours([a for a, _ in CONTRASTS])
-    fig = new_figure(13.0, 3.6, dpi=110)
+    fig = new_figure(13.0, 3.9, dpi=110)
     axes = fig.subplots(1, len(panels))  # not sharey: the first panel alone keeps its row labels
     for k, (ax, key) in enumerate(zip(axes, panels)):
         groups: dict[str, list[Interval]] = {"vs none": [], "vs IA's random control": []}
@@ -204,7 +237,17 @@ def plot_contrasts(contrasts: dict, output: Path) -> Path:
         draw_intervals(ax, groups, colours, labels=k == 0)
         ax.set_title(key.split(":")[-1] + (" (primary)" if key.split(":")[-1] in PRIMARY_FAMILIES else ""))
         ax.set_xlabel("Δ COCO AP (points)")
-    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.17, top=0.88, wspace=0.1)
+    fig.text(
+        0.5,
+        0.01,
+        "Paired by seed, mean and 95% Student-t interval; filled, thick: the interval excludes 0 (not adjusted for "
+        "the 4 families: the report gives Holm's p); (primary): the families of the pre-registered verdict",
+        ha="center",
+        va="bottom",
+        fontsize=8.5,
+        color="0.25",
+    )
+    fig.subplots_adjust(left=0.17, right=0.99, bottom=0.22, top=0.88, wspace=0.1)
     return save_figure(fig, output)
 
 
@@ -251,7 +294,20 @@ def main(argv: list[str]) -> int:
         f"Seeds every detector has finished: {', '.join(map(str, seeds)) or 'none yet'}; the protocol asks for "
         "seeds 0-4.",
     ]
-    summary: dict[str, Any] = {"complete_seeds": seeds, "runs": {m: sorted(r) for m, r in runs.items()}}
+    rejected = rejected_runs(root)
+    if rejected:
+        lines += [
+            "",
+            "Retrained runs outside the sanity range: reported here, not used in any contrast (protocol 3). Their "
+            "contrasts have fewer seeds, and no other seed replaces them.",
+            "",
+            *rejected_rows(rejected),
+        ]
+    summary: dict[str, Any] = {
+        "complete_seeds": seeds,
+        "runs": {m: sorted(r) for m, r in runs.items()},
+        "rejected": [{k: r[k] for k in ("method", "seed")} for r in rejected],
+    }
     contrasts = {metric: contrast_table(runs, metric) for metric in METRICS}
     if not contrasts["coco"]:
         lines += ["", "No two detectors share a finished seed yet: no contrast can be computed."]
@@ -275,7 +331,10 @@ def main(argv: list[str]) -> int:
             ]
             lines.append(f"- **{family}**: {verdict} ({'; '.join(parts)}; points of mPC)")
         if short:
-            lines += ["", f"Secondary contrasts still short of 5 seeds (seeds so far): {', '.join(short)}."]
+            lines += [
+                "",
+                f"Contrasts with fewer than the 5 seeds the protocol asks for (seeds): {', '.join(short)}.",
+            ]
         for metric, title in METRICS.items():
             families = [f"family:{f}" for f in GROUPS]
             lines += ["", f"## {title}: means over seeds (95% intervals)", "", *mean_rows(runs, metric)]
