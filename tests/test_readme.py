@@ -86,3 +86,10 @@ def test_every_readme_picture_is_redrawn_by_readme_pictures_sh():
     pictures = re.findall(r"!\[[^]]*\]\(([^)\s]+)\)", (ROOT / "README.md").read_text())
     assert pictures, "the README shows no picture"
     assert [p for p in pictures if p not in script] == []
+
+
+def test_committed_results_hold_no_symbolic_links():
+    """`iadet compare --finished-only` refuses a run directory that links out of its output, so a link in the
+    committed results breaks `benchmarks/readme_pictures.sh` (the post-hoc control once linked the headline's runs)."""
+    links = [str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "results").rglob("*") if p.is_symlink()]
+    assert links == []
