@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's pictures.
 #
-# 1. Results plots, redrawn from committed results with nothing trained (about 2 minutes on 2 CPU cores):
+# 1. Results plots, redrawn from committed results with nothing trained (about 20 s on 2 CPU cores):
 #    - "Does Inverted Attention help?": benchmarks/results/finetune/forest.png, the headline picture, and the rest of
 #      that report's figures, by `iadet compare --finished-only` over the committed runs (their eval_*.json and
 #      parts.json); the post-hoc control's report (benchmarks/results/finetune-posthoc) the same way;
