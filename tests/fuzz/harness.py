@@ -20,11 +20,14 @@ examples each test tried appended to ``IADET_FUZZ_LOG`` (JSON lines).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +51,14 @@ MAX_MESSAGE = 600
 COUNTS: Counter[str] = Counter()
 """``"<test>:examples"``: examples run; ``"<test>:result"`` / ``"<test>:error"``: how the parser calls ended
 (an example may make several calls); written by ``tests/fuzz/conftest.py``."""
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh temporary directory for a fuzz module's files, removed when the process exits (the long run
+    writes thousands of examples: nothing may be left behind in the system's temporary directory)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def tried(test: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import pickle
-import tempfile
+import shutil
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -22,13 +22,13 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.harness import fuzz_settings, outcome, tried
+from fuzz.harness import fuzz_settings, outcome, scratch_dir, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.config import load_config
 from iadet.engine.loading import load_detector
 from iadet.serialization import load_file
 
-_DIR = Path(tempfile.mkdtemp(prefix="iadet-fuzz-ckpt-"))
+_DIR = scratch_dir("iadet-fuzz-ckpt-")
 _COUNTER = itertools.count()
 
 
@@ -183,4 +183,7 @@ def test_eval_and_export_loader(obj: object) -> None:
     path = run / "model_final.pth"
     torch.save(obj, path)
     (run / "config.yaml").write_text(yaml.safe_dump(_QUICK))
-    outcome("eval_and_export_loader", lambda: load_detector(path), [path.name, "config.yaml"])
+    try:
+        outcome("eval_and_export_loader", lambda: load_detector(path), [path.name, "config.yaml"])
+    finally:
+        shutil.rmtree(run)

@@ -8,19 +8,17 @@ Each generated file ends in a dataset split (boxes finite and inside their image
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome, tried
+from fuzz.harness import fuzz_settings, outcome, scratch_dir, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.data.coco import open_coco
 
-_ROOT = Path(tempfile.mkdtemp(prefix="iadet-fuzz-coco-"))
+_ROOT = scratch_dir("iadet-fuzz-coco-")
 (_ROOT / "annotations").mkdir()
 (_ROOT / "val" / "sub").mkdir(parents=True)
 Image.new("RGB", (50, 40)).save(_ROOT / "val" / "a.jpg")

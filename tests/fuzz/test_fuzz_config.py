@@ -12,20 +12,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import tempfile
 from pathlib import Path
 
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.harness import fuzz_settings, outcome, tried
+from fuzz.harness import fuzz_settings, outcome, scratch_dir, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.config import load_config
 from iadet.config.methods import method_names
 from iadet.config.schema import SECTIONS
 
-_DIR = Path(tempfile.mkdtemp(prefix="iadet-fuzz-config-"))
+_DIR = scratch_dir("iadet-fuzz-config-")
 _COUNTER = itertools.count()
 KEYS = {name: [f.name for f in dataclasses.fields(schema)] for name, schema in SECTIONS.items()}
 METHOD_KEYS = [

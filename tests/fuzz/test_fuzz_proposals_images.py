@@ -12,23 +12,21 @@ import io
 import itertools
 import pickle
 import struct
-import tempfile
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome, tried
+from fuzz.harness import fuzz_settings, outcome, scratch_dir, tried
 from fuzz.test_fuzz_voc import mutated
 from iadet.data.images import image_size, load_image
 from iadet.data.proposals import load_proposals
 from iadet.data.records import ImageRecord
 
-_DIR = Path(tempfile.mkdtemp(prefix="iadet-fuzz-files-"))
+_DIR = scratch_dir("iadet-fuzz-files-")
 _COUNTER = itertools.count()
 
 # ----------------------------------------------------------------------------------------------

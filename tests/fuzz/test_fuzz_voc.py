@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -17,13 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from fuzz.harness import fuzz_settings, outcome, tried
+from fuzz.harness import fuzz_settings, outcome, scratch_dir, tried
 from iadet.data.voc import parse_annotation, read_classes, read_split, read_voc_xml
 
 CLASSES = ("square", "bar")
 WIDTH, HEIGHT = 96, 72
 _COUNTER = itertools.count()
-_ROOT = Path(tempfile.mkdtemp(prefix="iadet-fuzz-voc-"))
+_ROOT = scratch_dir("iadet-fuzz-voc-")
 (_ROOT / "Annotations").mkdir()
 (_ROOT / "JPEGImages").mkdir()
 (_ROOT / "ImageSets" / "Main").mkdir(parents=True)
