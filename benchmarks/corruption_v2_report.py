@@ -45,38 +45,26 @@ def run_dir(method: str) -> str:
     return method.replace(":", "-")
 
 
-def load_runs(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
-    """``{method: {seed: {"clean": ..., "coco": ..., "voc07": ...}}}`` of the finished runs (every file there)."""
+def load_runs(root: Path) -> tuple[dict[str, dict[int, dict[str, Any]]], list[dict[str, Any]]]:
+    """The finished runs, ``{method: {seed: {"clean": ..., "coco": ..., "voc07": ...}}}``, and the rejected ones:
+    retrained runs whose clean COCO AP fell outside the sanity range (protocol 3), reported and never used, as
+    ``{"method", "seed", "retrained", "committed", "sane_range_AP"}``."""
     runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in METHODS}
-    for method in METHODS:
-        base = root / run_dir(method)
-        for seed_dir in sorted(base.glob("seed*")) if base.is_dir() else []:
-            files = {name: seed_dir / f"{name}.json" for name in ("clean", "coco", "voc07")}
-            if not all(f.is_file() for f in files.values()):
-                continue
-            entry = {name: json.loads(f.read_text()) for name, f in files.items()}
-            if not entry["clean"].get("sane") or not all(entry[m].get("complete") for m in METRICS):
-                continue
-            runs[method][int(seed_dir.name[4:])] = entry
-    return runs
-
-
-def rejected_runs(root: Path) -> list[dict[str, Any]]:
-    """The retrained runs whose clean COCO AP fell outside the sanity range (protocol 3): reported, never used."""
-    rejected = []
+    rejected: list[dict[str, Any]] = []
     for method in METHODS:
         for clean_file in sorted((root / run_dir(method)).glob("seed*/clean.json")):
-            clean = json.loads(clean_file.read_text())
+            seed, clean = int(clean_file.parent.name[4:]), json.loads(clean_file.read_text())
             if not clean.get("sane"):
-                seed = int(clean_file.parent.name[4:])
-                rejected.append(
-                    {
-                        "method": method,
-                        "seed": seed,
-                        **{k: clean[k] for k in ("retrained", "committed", "sane_range_AP")},
-                    }
-                )
-    return rejected
+                keep = ("retrained", "committed", "sane_range_AP")
+                rejected.append({"method": method, "seed": seed, **{k: clean[k] for k in keep}})
+                continue
+            files = {metric: clean_file.with_name(f"{metric}.json") for metric in METRICS}
+            if not all(f.is_file() for f in files.values()):
+                continue
+            entry = {"clean": clean, **{metric: json.loads(f.read_text()) for metric, f in files.items()}}
+            if all(entry[metric].get("complete") for metric in METRICS):
+                runs[method][seed] = entry
+    return runs, rejected
 
 
 def rejected_rows(rejected: list[dict[str, Any]]) -> list[str]:
@@ -280,7 +268,7 @@ def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path("benchmarks/results/corruption-v2")
     if not root.is_dir():
         raise SystemExit(f"error: {root} is not a directory of corruption_v2.sh results")
-    runs = load_runs(root)
+    runs, rejected = load_runs(root)
     seeds = complete_seeds(runs)
     lines = [
         "# Corruptions in the papers' regime (protocol versions 2 and 3)",
@@ -294,7 +282,6 @@ def main(argv: list[str]) -> int:
         f"Seeds every detector has finished: {', '.join(map(str, seeds)) or 'none yet'}; the protocol asks for "
         "seeds 0-4.",
     ]
-    rejected = rejected_runs(root)
     if rejected:
         lines += [
             "",
