@@ -1,7 +1,7 @@
 """The package's import graph: no circles, and each layer imports only from the layers below it.
 
 config -> data -> pretraining -> (evaluation, modeling) -> engine -> (robustness, visualization, export) -> benchmark -> cli,
-with errors / serialization / figures under everything. Imports inside functions count too.
+with errors / serialization / lock_owner / plotting / training_hooks under everything. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "iadet"
 LAYERS = {
     "errors": 0,
     "serialization": 0,
+    "lock_owner": 0,
     "training_hooks": 0,
     "plotting": 0,
     "config": 1,

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from iadet.data.coco import is_coco_root, open_coco
 from iadet.data.records import DatasetSplit
 from iadet.data.voc import is_voc_root, open_voc
 from iadet.errors import DataError
+from iadet.lock_owner import owner_gone, this_process
 
 
 def cache_dir() -> Path:
@@ -45,18 +45,13 @@ def stale_lock(lock: Path) -> bool:
     """A cache lock left by a process that is gone: its process (``host pid`` in the file) no longer runs on
     this host (a ``kill -9``, a crash), or, on another host or unreadable, untouched for an hour."""
     try:
-        owner = lock.read_text(encoding="utf-8", errors="replace").split()
+        owner = lock.read_text(encoding="utf-8", errors="replace")
         age = time.time() - lock.stat().st_mtime
     except FileNotFoundError:
         return False  # released meanwhile: try again
-    if len(owner) == 2 and owner[0] == socket.gethostname() and owner[1].isdigit():
-        try:
-            os.kill(int(owner[1]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, OverflowError):
-            pass
-        return False
+    gone = owner_gone(owner)
+    if gone is not None:
+        return gone
     # a lock without an owner yet (its writer is between open and write) is fresh: wait a little
     return age > 3600
 
@@ -78,7 +73,7 @@ def make_once(
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
+            os.write(fd, this_process().encode())
             break
         except FileExistsError:
             if ready():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 from iadet.errors import TrainingError
+from iadet.lock_owner import owner_gone, this_process
 
 
 class OutputLock:
@@ -20,14 +20,12 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         if not self.enabled:
             return self
-        me = f"{socket.gethostname()} {os.getpid()}"
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self.path.read_text(encoding="utf-8", errors="replace").strip()
-                host, _, pid = owner.partition(" ")
-                if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+                if owner_gone(owner):
                     self.path.unlink(missing_ok=True)  # left behind by a run that was killed
                     continue
                 raise TrainingError(
@@ -35,7 +33,7 @@ class OutputLock:
                     f"remove {self.path} if that run is gone"
                 ) from None
             with os.fdopen(fd, "w") as f:
-                f.write(me)
+                f.write(this_process())
             self.held = True
             return self
         raise TrainingError(f"{self.path}: cannot take the output lock")
@@ -43,13 +41,3 @@ class OutputLock:
     def __exit__(self, *exc) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
