@@ -164,3 +164,14 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def dead_owner() -> str:
+    """A lock file's owner text (``host pid``) naming a process of this host that has ended (a ``kill -9``)."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return f"{socket.gethostname()} {gone.pid}"

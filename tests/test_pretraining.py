@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,8 @@ from iadet.modeling.backbones import TinyBackbone
 from iadet.modeling.detector import build_model
 from iadet.modeling.weights import load_backbone_weights
 from iadet.serialization import load_file
+
+from conftest import dead_owner
 
 SHORT = {"train_images": 128, "val_images": 58, "epochs": 2, "batch_size": 32, "warmup_iters": 2}
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,9 +113,7 @@ def test_builtin_is_made_once_then_reused(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(torch.equal(remade.backbone.state_dict()[k], state[k]) for k in state)
     # a lock its process left behind (a kill -9) is taken over at once
     lock = made[0].parent.parent / f".{made[0].parent.name}.lock"
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a process id that no longer runs
-    lock.write_text(f"{socket.gethostname()} {gone.pid}")
+    lock.write_text(dead_owner())
     made[0].write_bytes(b"not a checkpoint")
     build_model(cfg, num_classes=3)
     assert not lock.exists() and "making it again" in capsys.readouterr().err

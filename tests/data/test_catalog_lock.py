@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 import iadet.data.synth as synth
 from iadet.data import catalog
+
+from conftest import dead_owner
 
 
 @pytest.fixture
@@ -35,10 +35,8 @@ def _lock_of(preset: str) -> object:
 
 def test_lock_of_a_killed_generator_is_taken_over_at_once(fake_generator):
     """Before: a generator killed with SIGKILL left its lock, and the next run waited an hour in silence."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     root, lock = _lock_of("quick")
-    lock.write_text(f"{socket.gethostname()} {dead.pid}")
+    lock.write_text(dead_owner())
     start = time.perf_counter()
     assert catalog.builtin_root("quick") == root
     assert time.perf_counter() - start < 5

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from iadet.engine.output_lock import OutputLock
 from iadet.errors import TrainingError
 
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+from conftest import dead_owner
 
 
 def test_the_lock_names_its_holder_and_is_released_on_exit(tmp_path):
@@ -31,8 +25,7 @@ def test_the_lock_names_its_holder_and_is_released_on_exit(tmp_path):
 
 
 def test_a_lock_left_by_a_dead_run_on_this_host_is_taken_over(tmp_path):
-    pid = _dead_pid()
-    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {pid}")
+    (tmp_path / ".lock").write_text(dead_owner())
     with OutputLock(tmp_path, enabled=True):
         assert (tmp_path / ".lock").read_text().endswith(f" {os.getpid()}")
 
