@@ -175,3 +175,18 @@ def dead_owner() -> str:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     return f"{socket.gethostname()} {gone.pid}"
+
+
+@pytest.fixture
+def clean_registry():
+    """The method registry (``iadet.config.methods``) as it was, built-in methods discovered, once the test is
+    done: whatever the test registers is gone afterwards."""
+    from iadet.config.methods import IMPLEMENTATIONS, METHOD_PRESETS, discover_methods
+
+    discover_methods()  # the built-in methods first, as any lookup would
+    presets, implementations = dict(METHOD_PRESETS), dict(IMPLEMENTATIONS)
+    yield
+    METHOD_PRESETS.clear()
+    METHOD_PRESETS.update(presets)
+    IMPLEMENTATIONS.clear()
+    IMPLEMENTATIONS.update(implementations)

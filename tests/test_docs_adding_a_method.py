@@ -11,25 +11,12 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
-
-from iadet.config.methods import IMPLEMENTATIONS, METHOD_PRESETS, discover_methods
+from iadet.config.methods import METHOD_PRESETS
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
 
 
-@pytest.fixture
-def registry():
-    discover_methods()  # the built-in methods first, as any lookup would
-    presets, implementations = dict(METHOD_PRESETS), dict(IMPLEMENTATIONS)
-    yield
-    METHOD_PRESETS.clear()
-    METHOD_PRESETS.update(presets)
-    IMPLEMENTATIONS.clear()
-    IMPLEMENTATIONS.update(implementations)
-
-
-def test_the_worked_example_runs(registry, capsys, monkeypatch):
+def test_the_worked_example_runs(clean_registry, capsys, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
     assert len(blocks) == 4
     module = types.ModuleType("channel_dropout_example")  # a module of the user's own

@@ -11,7 +11,6 @@ import pytest
 from iadet.config import methods as registry
 from iadet.config.methods import (
     FAMILIES,
-    IMPLEMENTATIONS,
     METHOD_PACKAGES,
     METHOD_PRESETS,
     MethodParams,
@@ -23,18 +22,6 @@ from iadet.config.methods import (
     register_preset,
 )
 from iadet.errors import ConfigError
-
-
-@pytest.fixture
-def clean_registry(monkeypatch):
-    """Whatever a test registers is gone afterwards."""
-    discover_methods()
-    presets, implementations = dict(METHOD_PRESETS), dict(IMPLEMENTATIONS)
-    yield
-    METHOD_PRESETS.clear()
-    METHOD_PRESETS.update(presets)
-    IMPLEMENTATIONS.clear()
-    IMPLEMENTATIONS.update(implementations)
 
 
 def test_every_builtin_method_is_found_without_a_list() -> None:
